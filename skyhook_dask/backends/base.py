@@ -27,7 +27,7 @@ def validate_name(name: str, what: str = "object name") -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidNameError(f"{what} {name[:40]!r}... is longer than {MAX_NAME_LENGTH}")
     for part in name.split("/"):
-        if part in ("", ".", "..") or not _COMPONENT.match(part):
+        if part in ("", ".", "..") or not _COMPONENT.fullmatch(part):
             raise InvalidNameError(
                 f"{what} {name!r} has an invalid part {part!r}: parts are letters, digits and "
                 "_.:+=@,- and may not be empty, '.' or '..'"
