@@ -1,0 +1,116 @@
+"""Run one request on many objects: in the storage when the class is there, else client-side.
+
+Everything here takes a picklable store URL and object names, so the same functions run in the
+driver's thread pool or as Dask tasks on workers (which reuse the process-wide store).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import config
+from .backends import ObjectStore, open_store
+from .exceptions import ClassNotAvailableError
+from .objects import RangeFile
+from .protocol import CLASS_NAME, Aggregate, ScanMetrics, ScanRequest, decode_result
+
+_fallback_warned: set[str] = set()
+
+
+class ClientSideFallbackWarning(UserWarning):
+    """The storage has no skyhook class: objects are read and filtered in the client."""
+
+
+def call_class(store: ObjectStore, name: str, method: str, payload: bytes) -> bytes:
+    """``skyhook.<method>`` on one object, falling back to the Python class in this process."""
+    try:
+        return store.exec(name, CLASS_NAME, method, payload)
+    except ClassNotAvailableError:
+        if config.get("strict"):
+            raise
+        if store.url not in _fallback_warned:
+            _fallback_warned.add(store.url)
+            warnings.warn(
+                f"the storage at {store.url} has no '{CLASS_NAME}' object class; reading objects "
+                "and filtering in the client instead (set skyhook.strict to make this an error)",
+                ClientSideFallbackWarning,
+                stacklevel=3,
+            )
+    from .scan import execute
+
+    size = store.stat(name).size
+    source = RangeFile(lambda offset, length: store.read(name, offset, length), size)
+    return execute(method, source, payload, object_size=size, name=name)
+
+
+def scan_object(store_url: str, name: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
+    """Selected rows and projected columns of one object, with what the scan did."""
+    return decode_result(call_class(open_store(store_url), name, "scan", payload))
+
+
+def aggregate_object(store_url: str, name: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
+    """One object's partial aggregates (to be merged with :func:`combine_aggregates`)."""
+    return decode_result(call_class(open_store(store_url), name, "aggregate", payload))
+
+
+def map_objects(
+    func: Any, store_url: str, names: Sequence[str], payload: bytes
+) -> tuple[list[pa.Table], ScanMetrics]:
+    """Apply ``scan_object``/``aggregate_object`` to many objects concurrently, keeping order."""
+    metrics = ScanMetrics()
+    if not names:
+        return [], metrics
+    workers = max(1, min(int(config.get("max-in-flight")), len(names)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="skyhook-scan") as pool:
+        results = list(pool.map(lambda n: func(store_url, n, payload), names))
+    for _, m in results:
+        metrics.add(m)
+    return [t for t, _ in results], metrics
+
+
+def scan_objects(
+    store_url: str, names: Sequence[str], request: ScanRequest, schema: pa.Schema
+) -> tuple[pa.Table, ScanMetrics]:
+    """One table with the selected rows of all objects, in object order.
+
+    ``schema`` is the tree's schema; it gives the result's columns when no object is scanned.
+    """
+    tables, metrics = map_objects(scan_object, store_url, names, request.encode())
+    if not tables:
+        columns = list(request.columns) or schema.names
+        return schema.empty_table().select(columns), metrics
+    return pa.concat_tables(tables), metrics
+
+
+def combine_aggregates(partials: Sequence[pa.Table], aggregates: Sequence[Aggregate]) -> list[Any]:
+    """Merge per-object aggregate rows into final values (None where nothing was aggregated)."""
+    values: list[Any] = []
+    for i, agg in enumerate(aggregates):
+        col = [t.column(str(i)) for t in partials]
+        counts = sum(pc.sum(t.column(f"{i}.n")).as_py() or 0 for t in partials)
+        if agg.op == "count":
+            values.append(sum(c[0].as_py() or 0 for c in col))
+            continue
+        merged = pa.chunked_array([c for c in col if len(c)], type=col[0].type) if col else None
+        if merged is None or counts == 0:
+            values.append(0 if agg.op == "sum" else None)
+        elif agg.op == "sum":
+            values.append(pc.sum(merged).as_py())
+        elif agg.op == "mean":
+            values.append(pc.sum(merged.cast(pa.float64())).as_py() / counts)
+        else:
+            values.append(getattr(pc, agg.op)(merged).as_py())
+    return values
+
+
+def aggregate_objects(
+    store_url: str, names: Sequence[str], request: ScanRequest
+) -> tuple[list[Any], ScanMetrics]:
+    partials, metrics = map_objects(aggregate_object, store_url, names, request.encode())
+    return combine_aggregates(partials, request.aggregates), metrics
