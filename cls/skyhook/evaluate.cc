@@ -1,0 +1,336 @@
+#include "evaluate.h"
+
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "errors.h"
+
+namespace skyhook {
+namespace {
+
+int Arity(const std::string& function) {
+  static const std::unordered_map<std::string, int> arity = {
+      {"less", 2},  {"less_equal", 2}, {"greater", 2},  {"greater_equal", 2}, {"equal", 2},
+      {"not_equal", 2}, {"add", 2},     {"subtract", 2}, {"multiply", 2},      {"divide", 2},
+      {"and_kleene", 2}, {"or_kleene", 2}, {"invert", 1}, {"abs", 1},         {"negate", 1},
+      {"any", 1},   {"all", 1},        {"count", 1},    {"len", 1},           {"sum", 1},
+      {"min", 1},   {"max", 1}};
+  const auto it = arity.find(function);
+  return it == arity.end() ? -1 : it->second;
+}
+
+const char* LiteralTypeName(LiteralType type) {
+  static const char* names[] = {"bool",   "int8",   "int16",  "int32", "int64", "uint8",
+                                "uint16", "uint32", "uint64", "float", "double"};
+  return names[static_cast<int>(type) - 1];
+}
+
+std::shared_ptr<arrow::Scalar> MakeLiteral(const Node& node) {
+  const uint64_t bits = node.literal_bits;
+  const auto s = static_cast<int64_t>(bits);
+  // Integers travel as 8 bytes; one outside its named type is not a valid literal.
+  auto check = [&](bool in_range) {
+    if (!in_range) {
+      Fail(EDOM, "literal " + ExprText(node) + " is not a valid " +
+                     LiteralTypeName(node.literal_type));
+    }
+  };
+  switch (node.literal_type) {
+    case LiteralType::kBool: return std::make_shared<arrow::BooleanScalar>(bits != 0);
+    case LiteralType::kInt8:
+      check(s >= INT8_MIN && s <= INT8_MAX);
+      return std::make_shared<arrow::Int8Scalar>(static_cast<int8_t>(s));
+    case LiteralType::kInt16:
+      check(s >= INT16_MIN && s <= INT16_MAX);
+      return std::make_shared<arrow::Int16Scalar>(static_cast<int16_t>(s));
+    case LiteralType::kInt32:
+      check(s >= INT32_MIN && s <= INT32_MAX);
+      return std::make_shared<arrow::Int32Scalar>(static_cast<int32_t>(s));
+    case LiteralType::kInt64: return std::make_shared<arrow::Int64Scalar>(s);
+    case LiteralType::kUInt8:
+      check(bits <= UINT8_MAX);
+      return std::make_shared<arrow::UInt8Scalar>(static_cast<uint8_t>(bits));
+    case LiteralType::kUInt16:
+      check(bits <= UINT16_MAX);
+      return std::make_shared<arrow::UInt16Scalar>(static_cast<uint16_t>(bits));
+    case LiteralType::kUInt32:
+      check(bits <= UINT32_MAX);
+      return std::make_shared<arrow::UInt32Scalar>(static_cast<uint32_t>(bits));
+    case LiteralType::kUInt64: return std::make_shared<arrow::UInt64Scalar>(bits);
+    case LiteralType::kFloat: {
+      float f;
+      const auto raw = static_cast<uint32_t>(bits);
+      std::memcpy(&f, &raw, sizeof f);
+      return std::make_shared<arrow::FloatScalar>(f);
+    }
+    case LiteralType::kDouble: {
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      return std::make_shared<arrow::DoubleScalar>(d);
+    }
+  }
+  Fail(EINVAL, "literal of unknown type");
+}
+
+std::string Types(const std::vector<arrow::Datum>& args) {
+  std::string text;
+  for (size_t i = 0; i < args.size(); ++i) text += (i ? ", " : "") + args[i].type()->ToString();
+  return text;
+}
+
+// Null (and empty) the lists of events where `valid` is false.
+Jagged Restrict(const Jagged& j, const std::vector<bool>& valid, arrow::compute::ExecContext* ctx) {
+  Jagged out;
+  out.valid = valid;
+  out.offsets.assign(j.offsets.size(), 0);
+  bool dropped = false;
+  for (int64_t i = 0; i < j.length(); ++i) {
+    const int64_t length = valid[i] ? j.offsets[i + 1] - j.offsets[i] : 0;
+    dropped = dropped || (!valid[i] && j.offsets[i + 1] > j.offsets[i]);
+    out.offsets[i + 1] = out.offsets[i] + length;
+  }
+  if (!dropped) {
+    out.values = j.values;
+    return out;
+  }
+  arrow::BooleanBuilder keep(ctx->memory_pool());
+  Check(keep.Reserve(j.values->length()), ENOMEM, "restricting a list");
+  for (int64_t i = 0; i < j.length(); ++i) {
+    for (int64_t e = j.offsets[i]; e < j.offsets[i + 1]; ++e) keep.UnsafeAppend(valid[i]);
+  }
+  const auto mask = Unwrap(keep.Finish(), ENOMEM, "restricting a list");
+  out.values = Unwrap(arrow::compute::Filter(j.values, mask,
+                                             arrow::compute::FilterOptions::Defaults(), ctx),
+                      ENOMEM, "restricting a list")
+                   .make_array();
+  return out;
+}
+
+}  // namespace
+
+std::string ExprText(const Node& node) {
+  switch (node.kind) {
+    case NodeKind::kColumn: return node.name;
+    case NodeKind::kLiteral: {
+      std::ostringstream text;
+      const auto lit = node.literal_type;
+      if (lit == LiteralType::kBool) return node.literal_bits ? "True" : "False";
+      if (lit == LiteralType::kFloat || lit == LiteralType::kDouble) {
+        double d;
+        if (lit == LiteralType::kFloat) {
+          float f;
+          const auto raw = static_cast<uint32_t>(node.literal_bits);
+          std::memcpy(&f, &raw, sizeof f);
+          d = f;
+        } else {
+          std::memcpy(&d, &node.literal_bits, sizeof d);
+        }
+        text << d;
+      } else if (lit >= LiteralType::kUInt8) {
+        text << node.literal_bits;
+      } else {
+        text << static_cast<int64_t>(node.literal_bits);
+      }
+      return text.str();
+    }
+    case NodeKind::kCall: {
+      std::string text = node.name + "(";
+      for (size_t i = 0; i < node.args.size(); ++i) {
+        text += (i ? ", " : "") + ExprText(node.args[i]);
+      }
+      return text + ")";
+    }
+  }
+  return "?";
+}
+
+Value Evaluator::Column(const std::string& name) {
+  if (const auto hit = cache_.find(name); hit != cache_.end()) return hit->second;
+  const auto it = columns_.find(name);
+  if (it == columns_.end()) Fail(ENODATA, "unknown column '" + name + "'");
+  Value value;
+  const auto id = it->second->type_id();
+  if (id == arrow::Type::LIST || id == arrow::Type::LARGE_LIST) {
+    value.jagged =
+        std::make_shared<const Jagged>(JaggedFromArrow(*it->second, name, ctx_->memory_pool()));
+  } else {
+    value.flat = arrow::Datum(it->second);
+  }
+  cache_.emplace(name, value);
+  return value;
+}
+
+Value Evaluator::Evaluate(const Node& node) {
+  switch (node.kind) {
+    case NodeKind::kColumn: return Column(node.name);
+    case NodeKind::kLiteral: return Value{arrow::Datum(MakeLiteral(node)), nullptr};
+    case NodeKind::kCall: {
+      const int arity = Arity(node.name);
+      if (arity < 0) Fail(EINVAL, "unknown function '" + node.name + "'");
+      if (static_cast<int>(node.args.size()) != arity) {
+        Fail(EDOM, node.name + " takes " + std::to_string(arity) + " argument(s), " +
+                       std::to_string(node.args.size()) + " given in " + ExprText(node));
+      }
+      std::vector<Value> args;
+      args.reserve(node.args.size());
+      for (const auto& arg : node.args) args.push_back(Evaluate(arg));
+      if (IsListReduction(node.name)) {
+        if (!args[0].jagged) {
+          Fail(EDOM, node.name + "() needs a list (jagged) operand, not " +
+                         ExprText(node.args[0]));
+        }
+        return Value{arrow::Datum(ReduceJagged(node.name, *args[0].jagged,
+                                               ExprText(node.args[0]), ctx_->memory_pool())),
+                     nullptr};
+      }
+      return Elementwise(node.name, std::move(args), node);
+    }
+  }
+  Fail(EINVAL, "expression node of unknown kind");
+}
+
+// Over list operands an elementwise function works on their values and keeps their offsets.
+// An event is null where any list operand or any per-event operand is null; its elements are
+// dropped before the list lengths are compared. Per-event operands are repeated once per
+// element of their event's list.
+Value Evaluator::Elementwise(const std::string& function, std::vector<Value> args,
+                             const Node& node) {
+  if (function == "divide") {
+    // True division in float64 (unsafe cast: large integers round, as float(int) does).
+    const auto to_double = arrow::compute::CastOptions::Unsafe(arrow::float64());
+    for (auto& arg : args) {
+      if (arg.jagged) {
+        auto copy = std::make_shared<Jagged>(*arg.jagged);
+        copy->values = Unwrap(arrow::compute::Cast(copy->values, to_double, ctx_), EDOM,
+                              "divide: cannot convert list<" +
+                                  copy->values->type()->ToString() + "> to double")
+                           .make_array();
+        arg.jagged = std::move(copy);
+      } else {
+        arg.flat = Unwrap(arrow::compute::Cast(arg.flat, to_double, ctx_), EDOM,
+                          "divide: cannot convert " + arg.flat.type()->ToString() +
+                              " to double");
+      }
+    }
+  }
+  std::vector<const Jagged*> lists;
+  for (const auto& arg : args) {
+    if (arg.jagged) lists.push_back(arg.jagged.get());
+  }
+  if (lists.empty()) {
+    std::vector<arrow::Datum> flat;
+    for (const auto& arg : args) flat.push_back(arg.flat);
+    return Value{CallArrow(function, flat, node), nullptr};
+  }
+
+  // Common validity of the list operands and the per-event operands.
+  std::vector<bool> valid;
+  auto narrow = [&](auto&& is_valid) {
+    if (valid.empty()) valid.assign(rows_, true);
+    for (int64_t i = 0; i < rows_; ++i) valid[i] = valid[i] && is_valid(i);
+  };
+  for (const auto& arg : args) {
+    if (arg.jagged && !arg.jagged->valid.empty()) {
+      narrow([&](int64_t i) { return static_cast<bool>(arg.jagged->valid[i]); });
+    } else if (!arg.jagged && arg.flat.is_array() && arg.flat.null_count() > 0) {
+      const auto array = arg.flat.make_array();
+      narrow([&](int64_t i) { return array->IsValid(i); });
+    }
+  }
+  std::vector<Jagged> restricted;
+  restricted.reserve(lists.size());
+  for (const auto* list : lists) {
+    restricted.push_back(valid.empty() ? *list : Restrict(*list, valid, ctx_));
+  }
+  const auto& offsets = restricted.front().offsets;
+  for (size_t k = 1; k < restricted.size(); ++k) {
+    if (restricted[k].offsets == offsets) continue;
+    int64_t event = 0;
+    while (restricted[k].offsets[event + 1] - restricted[k].offsets[event] ==
+           offsets[event + 1] - offsets[event]) {
+      ++event;
+    }
+    Fail(EDOM, ExprText(node) + ": list operands differ in length in row " +
+                   std::to_string(event) + " (" +
+                   std::to_string(offsets[event + 1] - offsets[event]) + " vs " +
+                   std::to_string(restricted[k].offsets[event + 1] -
+                                  restricted[k].offsets[event]) +
+                   ")");
+  }
+
+  std::shared_ptr<arrow::Array> parents;  // the event of every element
+  std::vector<arrow::Datum> operands;
+  size_t next_list = 0;
+  for (const auto& arg : args) {
+    if (arg.jagged) {
+      operands.emplace_back(restricted[next_list++].values);
+    } else if (arg.flat.is_scalar()) {
+      operands.push_back(arg.flat);
+    } else {
+      if (!parents) {
+        arrow::Int64Builder builder(ctx_->memory_pool());
+        Check(builder.Reserve(offsets.back()), ENOMEM, "list parents");
+        for (int64_t i = 0; i + 1 < static_cast<int64_t>(offsets.size()); ++i) {
+          for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e) builder.UnsafeAppend(i);
+        }
+        parents = Unwrap(builder.Finish(), ENOMEM, "list parents");
+      }
+      operands.push_back(Unwrap(arrow::compute::Take(arg.flat, parents,
+                                                     arrow::compute::TakeOptions::Defaults(),
+                                                     ctx_),
+                                ENOMEM, "repeating a per-event operand"));
+    }
+  }
+  auto result = std::make_shared<Jagged>();
+  result->offsets = offsets;
+  result->valid = std::move(valid);
+  result->values = ToArray(CallArrow(function, operands, node), offsets.back());
+  return Value{arrow::Datum(), std::move(result)};
+}
+
+arrow::Datum Evaluator::CallArrow(const std::string& function,
+                                  const std::vector<arrow::Datum>& args, const Node& node) {
+  auto result = arrow::compute::CallFunction(function, args, nullptr, ctx_);
+  Check(result.status(), EDOM, "cannot evaluate " + ExprText(node) + " on (" + Types(args) + ")");
+  arrow::Datum out = std::move(result).ValueOrDie();
+  if (out.is_chunked_array()) out = arrow::Datum(ToArray(out, out.length()));
+  return out;
+}
+
+std::shared_ptr<arrow::Array> Evaluator::ToArray(const arrow::Datum& datum, int64_t length) {
+  auto* pool = ctx_->memory_pool();
+  if (datum.is_array()) return datum.make_array();
+  if (datum.is_scalar()) {
+    return Unwrap(arrow::MakeArrayFromScalar(*datum.scalar(), length, pool), ENOMEM,
+                  "repeating a scalar");
+  }
+  if (datum.is_chunked_array()) {
+    const auto& chunks = datum.chunked_array()->chunks();
+    if (chunks.empty()) return Unwrap(arrow::MakeEmptyArray(datum.type(), pool), ENOMEM, "empty");
+    return Unwrap(arrow::Concatenate(chunks, pool), ENOMEM, "concatenating");
+  }
+  Fail(EDOM, "expression gives neither an array nor a scalar");
+}
+
+std::shared_ptr<arrow::Array> Evaluator::Mask(const Node& predicate) {
+  const auto value = Evaluate(predicate);
+  if (value.jagged) {
+    Fail(EDOM, "predicate " + ExprText(predicate) +
+                   " is a list per row, not a boolean per row; reduce it with any(), all(), "
+                   "count(), ...");
+  }
+  if (value.flat.type()->id() != arrow::Type::BOOL) {
+    Fail(EDOM, "predicate " + ExprText(predicate) + " is of type " +
+                   value.flat.type()->ToString() + ", not a boolean per row");
+  }
+  return ToArray(value.flat, rows_);
+}
+
+std::shared_ptr<arrow::Array> Evaluator::FlatValues(const Node& expr) {
+  const auto value = Evaluate(expr);
+  if (value.jagged) return value.jagged->values;
+  return ToArray(value.flat, rows_);
+}
+
+}  // namespace skyhook

@@ -1,0 +1,226 @@
+#include "request.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "errors.h"
+
+namespace skyhook {
+namespace {
+
+constexpr std::array<std::string_view, 22> kFunctions = {
+    // elementwise (Arrow compute names)
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add", "subtract",
+    "multiply", "divide", "and_kleene", "or_kleene", "invert", "abs", "negate",
+    // per-event list reductions
+    "any", "all", "count", "len", "sum", "min", "max"};
+
+constexpr std::array<std::string_view, 7> kReductions = {"any", "all", "count", "len",
+                                                         "sum", "min", "max"};
+
+// Strict UTF-8 as Python's bytes.decode() accepts it: no overlong forms, no surrogates,
+// nothing above U+10FFFF.
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < extra) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+
+  size_t pos() const { return pos_; }
+  size_t remaining() const { return size_ - pos_; }
+
+  const uint8_t* Take(size_t n) {
+    if (n > remaining()) {
+      Fail(EINVAL, "request truncated at byte " + std::to_string(pos_) + " (wanted " +
+                       std::to_string(n) + " more)");
+    }
+    const uint8_t* chunk = data_ + pos_;
+    pos_ += n;
+    return chunk;
+  }
+
+  template <typename T>
+  T Unpack() {  // little-endian on the wire and on every host Ceph runs on here
+    T value;
+    std::memcpy(&value, Take(sizeof(T)), sizeof(T));
+    return value;
+  }
+
+  std::string String() {
+    const auto n = Unpack<uint16_t>();
+    if (n > kMaxString) {
+      Fail(EINVAL, "string length " + std::to_string(n) + " exceeds " +
+                       std::to_string(kMaxString) + " at byte " + std::to_string(pos_));
+    }
+    const auto* raw = Take(n);
+    std::string s(reinterpret_cast<const char*>(raw), n);
+    if (!IsValidUtf8(s)) Fail(EINVAL, "invalid UTF-8 at byte " + std::to_string(pos_));
+    return s;
+  }
+
+  // A count larger than the bytes left is malformed; fail before looping on it.
+  void CheckCount() {
+    if (remaining() == 0) Fail(EINVAL, "request truncated at byte " + std::to_string(pos_));
+  }
+
+  Node ReadNode(int depth) {
+    if (depth >= kMaxDepth) {
+      Fail(EINVAL, "expression nests deeper than " + std::to_string(kMaxDepth));
+    }
+    if (++nodes_ > kMaxNodes) {
+      Fail(EINVAL, "expression has more than " + std::to_string(kMaxNodes) + " nodes");
+    }
+    Node node;
+    const auto tag = Unpack<uint8_t>();
+    switch (tag) {
+      case static_cast<uint8_t>(NodeKind::kColumn):
+        node.kind = NodeKind::kColumn;
+        node.name = String();
+        return node;
+      case static_cast<uint8_t>(NodeKind::kLiteral):
+        node.kind = NodeKind::kLiteral;
+        ReadLiteral(node);
+        return node;
+      case static_cast<uint8_t>(NodeKind::kCall): {
+        node.kind = NodeKind::kCall;
+        node.name = String();
+        if (std::find(kFunctions.begin(), kFunctions.end(), node.name) == kFunctions.end()) {
+          Fail(EINVAL, "unknown function '" + node.name + "'");
+        }
+        const auto argc = Unpack<uint8_t>();
+        if (argc > kMaxArgs) {
+          Fail(EINVAL, node.name + " has " + std::to_string(argc) + " arguments (max " +
+                           std::to_string(kMaxArgs) + ")");
+        }
+        for (int i = 0; i < argc; ++i) node.args.push_back(ReadNode(depth + 1));
+        return node;
+      }
+      default:
+        Fail(EINVAL, "unknown node tag " + std::to_string(tag) + " at byte " +
+                         std::to_string(pos_ - 1));
+    }
+  }
+
+ private:
+  void ReadLiteral(Node& node) {
+    const auto code = Unpack<uint8_t>();
+    if (code < static_cast<uint8_t>(LiteralType::kBool) ||
+        code > static_cast<uint8_t>(LiteralType::kDouble)) {
+      Fail(EINVAL, "unknown literal type code " + std::to_string(code) + " at byte " +
+                       std::to_string(pos_ - 1));
+    }
+    node.literal_type = static_cast<LiteralType>(code);
+    switch (node.literal_type) {
+      case LiteralType::kBool:
+        node.literal_bits = Unpack<uint8_t>() != 0;
+        return;
+      case LiteralType::kFloat:
+        node.literal_bits = Unpack<uint32_t>();
+        return;
+      default:
+        // Integers travel as 8 bytes; whether the value fits its type is checked when the
+        // literal is evaluated, as the reference does.
+        node.literal_bits = Unpack<uint64_t>();
+    }
+  }
+
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+  int nodes_ = 0;  // counted over the whole request, as the Python decoder does
+};
+
+}  // namespace
+
+bool IsListReduction(const std::string& name) {
+  return std::find(kReductions.begin(), kReductions.end(), name) != kReductions.end();
+}
+
+void CollectColumns(const Node& node, std::vector<std::string>& out) {
+  if (node.kind == NodeKind::kColumn) {
+    if (std::find(out.begin(), out.end(), node.name) == out.end()) out.push_back(node.name);
+  } else if (node.kind == NodeKind::kCall) {
+    for (const auto& arg : node.args) CollectColumns(arg, out);
+  }
+}
+
+Request DecodeRequest(const uint8_t* data, size_t size) {
+  Reader r(data, size);
+  if (size < 4 || std::memcmp(r.Take(4), "SKYQ", 4) != 0) {
+    Fail(EINVAL, "not a skyhook request (bad magic)");
+  }
+  const auto version = r.Unpack<uint8_t>();
+  const auto compress = r.Unpack<uint8_t>();
+  const auto flags = r.Unpack<uint16_t>();
+  if (version != 1) {
+    Fail(EINVAL, "request version " + std::to_string(version) +
+                     " is not supported (this side: 1)");
+  }
+  if (compress > 2 || flags != 0) {
+    Fail(EINVAL, "bad compression code " + std::to_string(compress) + " or flags " +
+                     std::to_string(flags));
+  }
+  Request req;
+  req.compression = static_cast<Compression>(compress);
+  const auto ncolumns = r.Unpack<uint32_t>();
+  for (uint32_t i = 0; i < ncolumns; ++i) {
+    r.CheckCount();
+    req.columns.push_back(r.String());
+  }
+  if (r.Unpack<uint8_t>() != 0) req.predicate = r.ReadNode(0);
+  const auto naggregates = r.Unpack<uint32_t>();
+  for (uint32_t i = 0; i < naggregates; ++i) {
+    r.CheckCount();
+    const auto op = r.Unpack<uint8_t>();
+    if (op < 1 || op > 5) {
+      Fail(EINVAL, "unknown aggregate op at byte " + std::to_string(r.pos() - 1));
+    }
+    AggregateSpec agg;
+    agg.op = static_cast<AggregateOp>(op);
+    if (r.Unpack<uint8_t>() != 0) agg.expr = r.ReadNode(0);
+    if (!agg.expr && agg.op != AggregateOp::kCount) {
+      Fail(EINVAL, "aggregate op " + std::to_string(op) + " needs a column or expression");
+    }
+    req.aggregates.push_back(std::move(agg));
+  }
+  if (r.remaining() != 0) {
+    Fail(EINVAL, std::to_string(r.remaining()) + " trailing bytes after the request");
+  }
+  return req;
+}
+
+}  // namespace skyhook
