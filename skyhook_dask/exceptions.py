@@ -145,3 +145,10 @@ class QueryTypeError(QueryError, TypeError):
 
 class ProtocolError(SkyhookError, ValueError):
     """A scan request or result that cannot be decoded (version, truncation, bad tag)."""
+
+
+# --- Dask driver -------------------------------------------------------------------------------
+
+
+class SchedulerUnavailableError(SkyhookError, ConnectionError):
+    """The Dask scheduler (SkyhookDM's driver) cannot be reached at the given address."""

@@ -1,0 +1,460 @@
+"""The Ceph backend: objects in a RADOS pool, object-class calls run inside the OSDs.
+
+URL: ``rados://POOL?conf=PATH&name=client.NAME[&keyring=PATH][&timeout=SECONDS]``.
+Without ``conf`` librados searches its defaults (``$CEPH_CONF``, ``/etc/ceph/ceph.conf``);
+without ``keyring`` the config file names it. ``timeout`` bounds connecting and every
+monitor/OSD operation (default: the ``skyhook.timeout`` setting; 0 means no limit).
+
+One ``rados.Rados`` handle serves every store of the same (conf, name, keyring) in a process,
+and connects on first use. After a failure that may have left the handle unusable (cluster
+unreachable, session shut down) the next call opens a fresh one.
+
+``exec_many`` runs object calls concurrently from a thread pool over the synchronous
+``Ioctx.execute`` (the binding releases the GIL while librados waits). ``aio_execute`` is not
+used: it needs an output buffer sized in advance, and an output larger than that buffer is
+written past its end. The synchronous call reports ERANGE instead, and is retried with a
+doubled buffer. Measured on a 2-core machine against the single-node dev cluster: 256
+``skyhook.stat`` calls on 2.4 MB objects took 1.41 s one after another, 0.97 s from 16 threads
+and 1.03 s with ``aio_execute``; the OSD, not the client, sets the pace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit
+
+from ..exceptions import (
+    BackendNotInstalledError,
+    ClassNotAvailableError,
+    ObjectExistsError,
+    ObjectFormatError,
+    ObjectNotFoundError,
+    ProtocolError,
+    QueryError,
+    QueryTypeError,
+    SkyhookError,
+    StoreError,
+    StorePermissionError,
+    StoreUnavailableError,
+    StoreURLError,
+)
+from .base import ObjectInfo, StoreBase, validate_name
+
+INSTALL_HINT = (
+    "the RADOS backend needs Debian's python3-rados: `apt-get install python3-rados` then "
+    "`skyhook ceph link-rados` to make it importable in this environment"
+)
+EXEC_OUTPUT_BOUND = 64 * 1024**2  # first output buffer of a class call; doubled on ERANGE
+EXEC_OUTPUT_CAP = 1024**3
+# An xattr nobody sets: removing it fails with ENOENT on a missing object and does nothing
+# otherwise, which makes "only if the object exists" atomic within one write operation.
+_EXISTS_GUARD = "skyhook.exists-guard"
+_URL_KEYS = {"conf", "name", "keyring", "timeout"}
+_UNAVAILABLE = {
+    errno.ETIMEDOUT,
+    errno.EINTR,
+    errno.ESHUTDOWN,
+    errno.ENOTCONN,
+    errno.ECONNREFUSED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+}
+
+T = TypeVar("T")
+
+
+def _import_rados() -> Any:
+    try:
+        import rados
+    except ImportError as exc:
+        raise BackendNotInstalledError(f"cannot import rados ({exc}); {INSTALL_HINT}") from exc
+    return rados
+
+
+class _Connection:
+    """One librados handle, shared by every store with the same credentials in this process."""
+
+    def __init__(self, conf: str | None, name: str, keyring: str | None, timeout: float) -> None:
+        self.conf, self.name, self.keyring, self.timeout = conf, name, keyring, timeout
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+        self._pid = 0
+        self.generation = 0
+
+    def describe(self) -> str:
+        return f"{self.name} with config {self.conf or '$CEPH_CONF or /etc/ceph/ceph.conf'}"
+
+    def cluster(self) -> tuple[Any, int]:
+        """The connected handle and its generation (connecting on first use, or after reset)."""
+        with self._lock:
+            if self._cluster is not None and self._pid != os.getpid():
+                # A handle inherited through fork() has no threads behind it: neither use it
+                # nor let its destructor run (shutdown would wait on the parent's threads).
+                _inherited.append(self._cluster)
+                self._cluster = None
+            if self._cluster is None:
+                self._cluster, self._pid = self._connect(), os.getpid()
+                self.generation += 1
+            return self._cluster, self.generation
+
+    def reset(self, generation: int) -> None:
+        """Forget the handle that failed; in-flight users keep it alive until they finish."""
+        with self._lock:
+            if generation == self.generation:
+                self._cluster = None
+
+    def _connect(self) -> Any:
+        rados = _import_rados()
+        if self.conf and not os.path.isfile(self.conf):
+            raise StoreURLError(f"Ceph config file {self.conf!r} does not exist")
+        options: dict[str, str] = {}
+        if self.keyring:
+            options["keyring"] = self.keyring
+        if self.timeout > 0:
+            seconds = str(math.ceil(self.timeout))  # librados wants whole seconds
+            options.update(
+                rados_osd_op_timeout=seconds,
+                rados_mon_op_timeout=seconds,
+                client_mount_timeout=seconds,
+            )
+        try:
+            cluster = rados.Rados(conffile=self.conf or "", name=self.name, conf=options)
+            cluster.connect()
+        except rados.Error as exc:
+            code = getattr(exc, "errno", None)
+            if code in (errno.EACCES, errno.EPERM):
+                raise StorePermissionError(
+                    f"the cluster refused {self.describe()}: wrong key or unknown user "
+                    f"(keyring {self.keyring or 'from the config file'})"
+                ) from exc
+            if code == errno.ENOENT:
+                raise StorePermissionError(
+                    f"no key found for {self.describe()}: give the URL a keyring= or name one "
+                    f"in the config file's [{self.name}] section"
+                ) from exc
+            raise StoreUnavailableError(
+                f"cannot connect to Ceph as {self.describe()} within {self.timeout:g} s: {exc}"
+            ) from exc
+        return cluster
+
+
+_inherited: list[Any] = []  # librados objects from a parent process, kept from destruction
+_connections: dict[tuple[str | None, str, str | None, float], _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _shared_connection(
+    conf: str | None, name: str, keyring: str | None, timeout: float
+) -> _Connection:
+    key = (conf, name, keyring, timeout)
+    with _connections_lock:
+        if key not in _connections:
+            _connections[key] = _Connection(conf, name, keyring, timeout)
+        return _connections[key]
+
+
+class RadosStore(StoreBase):
+    """Objects of one RADOS pool. Thread-safe; connects lazily."""
+
+    def __init__(
+        self,
+        pool: str,
+        *,
+        conf: str | None = None,
+        name: str = "client.admin",
+        keyring: str | None = None,
+        timeout: float | None = None,
+        url: str | None = None,
+    ) -> None:
+        explicit_timeout = timeout is not None
+        if timeout is None:
+            from .. import config
+
+            timeout = float(config.get("timeout"))
+        self.pool = pool
+        self.name = name if name.startswith("client.") else f"client.{name}"
+        self.timeout = timeout
+        self._connection = _shared_connection(conf, self.name, keyring, timeout)
+        self._ioctx: Any = None
+        self._ioctx_generation, self._ioctx_pid = -1, os.getpid()
+        self._lock = threading.Lock()
+        if url is None:
+            params = {"conf": conf, "name": self.name, "keyring": keyring}
+            if explicit_timeout:
+                params["timeout"] = f"{timeout:g}"
+            query = "&".join(f"{k}={quote(v, safe='/:._-+@')}" for k, v in params.items() if v)
+            url = f"rados://{pool}?{query}"
+        self.url = url
+
+    @classmethod
+    def from_url(cls, url: str) -> RadosStore:
+        parts = urlsplit(url)
+        if parts.scheme != "rados" or not parts.netloc or parts.path not in ("", "/"):
+            raise StoreURLError(
+                f"a RADOS store URL is rados://POOL?conf=PATH&name=client.NAME, got {url!r}"
+            )
+        query = parse_qs(parts.query, keep_blank_values=True)
+        unknown = set(query) - _URL_KEYS
+        if unknown:
+            raise StoreURLError(
+                f"unknown parameter(s) {', '.join(sorted(unknown))} in {url!r}; "
+                f"known: {', '.join(sorted(_URL_KEYS))}"
+            )
+        single = {key: values[-1] for key, values in query.items()}
+        timeout = None
+        if "timeout" in single:
+            try:
+                timeout = float(single["timeout"])
+            except ValueError:
+                raise StoreURLError(f"timeout must be a number of seconds in {url!r}") from None
+        return cls(
+            parts.netloc,
+            conf=single.get("conf") or None,
+            name=single.get("name") or "client.admin",
+            keyring=single.get("keyring") or None,
+            timeout=timeout,
+            url=url,
+        )
+
+    def __reduce__(self) -> tuple[Callable[[str], RadosStore], tuple[str]]:
+        return (type(self).from_url, (self.url,))
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"RADOS pool {self.pool!r}"
+
+    def _io(self) -> tuple[Any, int]:
+        cluster, generation = self._connection.cluster()
+        with self._lock:
+            if self._ioctx is None or self._ioctx_generation != generation:
+                if self._ioctx is not None and self._ioctx_pid != os.getpid():
+                    _inherited.append(self._ioctx)
+                rados = _import_rados()
+                try:
+                    self._ioctx = cluster.open_ioctx(self.pool)
+                except rados.ObjectNotFound:
+                    raise StoreError(
+                        f"pool {self.pool!r} does not exist on the cluster reached as "
+                        f"{self._connection.describe()}"
+                    ) from None
+                except rados.Error as exc:
+                    raise self._translate(exc, "open", None, generation) from exc
+                self._ioctx_generation, self._ioctx_pid = generation, os.getpid()
+            return self._ioctx, generation
+
+    def _call(self, action: str, name: str | None, op: Callable[[Any], T]) -> T:
+        """Run ``op(ioctx)``, turning librados errors into typed ones naming pool and object."""
+        rados = _import_rados()
+        ioctx, generation = self._io()
+        try:
+            return op(ioctx)
+        except rados.Error as exc:
+            raise self._translate(exc, action, name, generation) from exc
+
+    def _translate(
+        self, exc: Exception, action: str, name: str | None, generation: int
+    ) -> SkyhookError:
+        code = getattr(exc, "errno", None)
+        what = f"object {name!r} in pool {self.pool!r}" if name else f"pool {self.pool!r}"
+        if code == errno.ENOENT and name:
+            return ObjectNotFoundError(self._where(), name)
+        if code == errno.EEXIST and name:
+            return ObjectExistsError(self._where(), name)
+        if code in (errno.EPERM, errno.EACCES):
+            return StorePermissionError(
+                f"{self.name} may not {action} {what} (errno {code}); its OSD caps must "
+                f"allow this, e.g. osd 'allow rwx pool={self.pool}'"
+            )
+        if code in _UNAVAILABLE or action == "open":
+            self._connection.reset(generation)
+            return StoreUnavailableError(
+                f"cannot {action} {what}: the cluster did not answer {self.name} within "
+                f"{self.timeout:g} s ({exc})"
+            )
+        if code in (errno.E2BIG, errno.EFBIG, errno.EMSGSIZE):
+            return StoreError(
+                f"cannot {action} {what}: larger than the cluster allows "
+                f"(osd_max_write_size / osd_max_object_size): {exc}"
+            )
+        if code == errno.ENOSPC:
+            return StoreError(f"cannot {action} {what}: the pool is full")
+        return StoreError(f"cannot {action} {what}: {exc}")
+
+    # --- the ObjectStore protocol ------------------------------------------------------------
+
+    def read(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        validate_name(name)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"read of {name!r}: offset and length must be >= 0")
+        if length == 0:  # librados answers a zero-length read with ERANGE
+            self._call("read", name, lambda io: io.stat(name))
+            return b""
+        if length is not None:
+            return self._call("read", name, lambda io: io.read(name, length, offset))
+        while True:
+            size, _ = self._call("read", name, lambda io: io.stat(name))
+            want = max(size - offset, 0) + 1
+            data: bytes = self._call("read", name, lambda io, w=want: io.read(name, w, offset))
+            # One read op sees one version; a full buffer means the object grew meanwhile.
+            if len(data) < want:
+                return data
+
+    def write(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
+        validate_name(name)
+        data = bytes(data)
+        if not exclusive:
+            self._call("write", name, lambda io: io.write_full(name, data))
+            return
+        rados = _import_rados()
+
+        def create(io: Any) -> None:
+            op = io.create_write_op()
+            try:
+                op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
+                op.write_full(data)
+                io.operate_write_op(op, name)
+            finally:
+                io.release_write_op(op)
+
+        self._call("create", name, create)
+
+    def stat(self, name: str) -> ObjectInfo:
+        validate_name(name)
+        size, mtime = self._call("stat", name, lambda io: io.stat(name))
+        return ObjectInfo(name, int(size), time.mktime(mtime))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        def names(io: Any) -> list[str]:
+            return sorted(o.key for o in io.list_objects() if o.key.startswith(prefix))
+
+        return iter(self._call("list", None, names))
+
+    def delete(self, name: str) -> None:
+        validate_name(name)
+        rados = _import_rados()
+
+        def remove(io: Any) -> None:
+            with contextlib.suppress(rados.ObjectNotFound):
+                io.remove_object(name)
+
+        self._call("delete", name, remove)
+
+    def get_meta(self, name: str) -> dict[str, bytes]:
+        validate_name(name)
+        return self._call("read metadata of", name, lambda io: dict(io.get_xattrs(name)))
+
+    def set_meta(self, name: str, key: str, value: bytes) -> None:
+        validate_name(name)
+        if not key or not isinstance(key, str) or "\0" in key or key == _EXISTS_GUARD:
+            raise ValueError(f"invalid metadata key {key!r} for object {name!r}")
+        value = bytes(value)
+
+        def set_existing(io: Any) -> None:
+            op = io.create_write_op()
+            try:
+                op.rm_xattr(_EXISTS_GUARD)  # ENOENT instead of creating a missing object
+                op.set_xattr(key, value)
+                io.operate_write_op(op, name)
+            finally:
+                io.release_write_op(op)
+
+        self._call("write metadata of", name, set_existing)
+
+    def exec(
+        self, name: str, cls: str, method: str, payload: bytes, *, output_bound: int | None = None
+    ) -> bytes:
+        """Call ``cls.method`` on object ``name`` inside the OSD and return its output.
+
+        ``output_bound`` is the first output buffer size (default 64 MiB, virtual memory only);
+        a larger output is retried with a doubled buffer, up to 1 GiB. A method that changes
+        the object therefore should return little output.
+        """
+        validate_name(name)
+        rados = _import_rados()
+        bound = output_bound or EXEC_OUTPUT_BOUND
+        payload = bytes(payload)
+        while True:
+            ioctx, generation = self._io()
+            try:
+                _, out = ioctx.execute(name, cls, method, payload, length=bound)
+                return bytes(out)
+            except rados.Error as exc:
+                code = getattr(exc, "errno", None)
+                if code == errno.ERANGE and bound < EXEC_OUTPUT_CAP:
+                    bound = min(bound * 2, EXEC_OUTPUT_CAP)
+                    continue
+                raise self._translate_exec(exc, name, cls, method, bound, generation) from exc
+
+    def _translate_exec(
+        self, exc: Exception, name: str, cls: str, method: str, bound: int, generation: int
+    ) -> SkyhookError:
+        code = getattr(exc, "errno", None)
+        call = f"{cls}.{method} on object {name!r} in pool {self.pool!r}"
+        if code == errno.EOPNOTSUPP:
+            return ClassNotAvailableError(
+                f"cannot call {call}: the OSD has no object class {cls!r} with a method "
+                f"{method!r} (is libcls_{cls}.so in its `osd class dir` and allowed by "
+                "`osd class load list`?)"
+            )
+        if code == errno.EINVAL:
+            return ProtocolError(
+                f"{call} rejected its request as invalid (EINVAL); the OSD log has the reason"
+            )
+        if code == errno.ENODATA:
+            return QueryError(f"{call}: a requested column is not in the object (ENODATA)")
+        if code == errno.EDOM:
+            return QueryTypeError(
+                f"{call}: the query does not fit the object's column types (EDOM); "
+                "the OSD log has the reason"
+            )
+        if code == errno.EIO:
+            return ObjectFormatError(f"{call}: the object is unreadable or corrupt (EIO)")
+        if code == errno.ERANGE:
+            return StoreError(f"{call} returned more than {bound} bytes")
+        if code in (errno.EPERM, errno.EACCES):
+            return StorePermissionError(
+                f"{self.name} may not call {call} (errno {code}); class calls need osd caps "
+                f"'allow rwx pool={self.pool}' or 'allow rw class-read class-write'"
+            )
+        return self._translate(exc, f"call {cls}.{method} on", name, generation)
+
+    def exec_many(
+        self,
+        calls: Iterable[tuple[str, str, str, bytes]],
+        max_in_flight: int = 16,
+        *,
+        output_bound: int | None = None,
+    ) -> list[bytes]:
+        """Run ``(name, cls, method, payload)`` calls concurrently; outputs in call order.
+
+        The first failing call (in call order) raises its error; calls not yet started are
+        cancelled.
+        """
+        calls = list(calls)
+        if not calls:
+            return []
+        workers = max(1, min(max_in_flight, len(calls)))
+        if workers == 1:
+            return [self.exec(*call, output_bound=output_bound) for call in calls]
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="skyhook-rados-exec")
+        try:
+            futures = [pool.submit(self.exec, *call, output_bound=output_bound) for call in calls]
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        """Drop this store's pool handle; the shared cluster handle stays for other stores."""
+        with self._lock:
+            if self._ioctx is not None and self._ioctx_pid != os.getpid():
+                _inherited.append(self._ioctx)
+            self._ioctx = None
