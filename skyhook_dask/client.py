@@ -1,24 +1,35 @@
 """The seed's client API: ``SkyhookDM().connect / writeDataset / getDataset / runQuery /
 addDatasetSchema / writeArrowTable``.
 
-With no arguments, ``connect()`` uses the embedded local store (``$SKYHOOK_STORE`` or
+Storage: with no arguments, ``connect()`` uses the embedded local store (``$SKYHOOK_STORE`` or
 ``~/.local/share/skyhook``); ``connect(pool=...)`` a Ceph pool; ``connect(store=URL)`` any store.
+
+Driver: the Dask scheduler. ``connect(address)`` joins the scheduler at ``address``; without
+one, the current Dask client is used, else an embedded ``LocalCluster`` is started on the first
+ingest or query. Ingest runs one task per file and queries one task per object on the workers,
+whose plugin keeps one storage connection per process. ``connect(dask=False)`` (and any
+``memory://`` store, which worker processes cannot see) runs everything in this process.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from . import catalog, ingest
+from . import catalog, driver, ingest
 from .backends import ObjectStore, normalize_url, open_store
 from .catalog import Dataset, File
 from .exceptions import SkyhookError
+from .plugin import register_store_plugin
 from .protocol import ScanMetrics
-from .querying import QueryResult, query_file
+from .query import parse_query
+from .querying import query_file
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["SkyhookDM"]
 
@@ -36,25 +47,49 @@ class SkyhookDM:
     def __init__(self) -> None:
         self._store_url: str | None = None
         self.address: str | None = None
+        self.use_dask = True
+        self._client: Client | None = None
+        self._owns_client = False
         self.last_metrics = ScanMetrics()
 
     # -- connection -------------------------------------------------------------------------
 
     def connect(
-        self, address: str | None = None, pool: str | None = None, *, store: str | None = None
+        self,
+        address: str | None = None,
+        pool: str | None = None,
+        *,
+        store: str | None = None,
+        dask: bool = True,
     ) -> SkyhookDM:
-        """Choose the storage (``store`` URL, Ceph ``pool``, or the embedded default).
+        """Choose the driver and the storage.
 
-        ``address`` names a Dask scheduler (``host``, ``host:port`` or ``tcp://...``).
+        ``address``: a Dask scheduler (``host``, ``host:port`` or ``tcp://...``; port 8786 by
+        default). ``pool``: a Ceph pool; ``store``: any store URL (default: the embedded one).
+        ``dask=False`` runs ingest and queries in this process instead of on Dask workers.
         """
         if store is not None and pool is not None:
             raise SkyhookError("give either store= or pool=, not both")
-        self._store_url = normalize_url(
-            store if store is not None else (rados_url(pool) if pool else None)
-        )
-        self.address = address
+        url = store if store is not None else (rados_url(pool) if pool else None)
+        self._store_url = normalize_url(url)
         open_store(self._store_url)  # fail now, not at the first query, if it cannot be opened
+        self.address = address
+        self.use_dask = (dask or address is not None) and not self._store_url.startswith("memory:")
+        self._client = None
+        if address is not None:
+            _ = self.client  # join the scheduler now so a wrong address fails here
         return self
+
+    @property
+    def client(self) -> Client | None:
+        """The Dask client that drives ingest and queries (None when running in-process)."""
+        if not self.use_dask:
+            return None
+        if self._client is None or self._client.status in ("closed", "closing"):
+            self._owns_client = self.address is None and not driver.has_current_client()
+            self._client = driver.connect_client(self.address)
+            register_store_plugin(self._client, self.store_url)
+        return self._client
 
     @property
     def store_url(self) -> str:
@@ -72,8 +107,14 @@ class SkyhookDM:
     def writeDataset(
         self, urls: Sequence[str | os.PathLike[str]] | str, datasetname: str, **options: Any
     ) -> Dataset:
-        """Ingest ROOT files (local paths, file:// or http(s):// URLs) as ``datasetname``."""
-        return ingest.write_dataset(self.store, urls, datasetname, **options)
+        """Ingest ROOT files (local paths, file:// or http(s):// URLs) as ``datasetname``.
+
+        Options: ``object_size``, ``compression``, ``trees``, ``overwrite``, ``progress``.
+        """
+        client = self.client
+        if client is None:
+            return ingest.write_dataset(self.store, urls, datasetname, **options)
+        return driver.write_dataset_dask(client, self.store_url, urls, datasetname, **options)
 
     def getDataset(self, name: str) -> Dataset:
         return catalog.load_dataset(self.store, name)
@@ -96,20 +137,31 @@ class SkyhookDM:
     def runQuery(self, obj: File | Dataset, querystr: str) -> pa.Table | list[pa.Table]:
         """Run ``select ..., project ...`` on a File (one table) or a Dataset (one per file)."""
         if isinstance(obj, File):
-            result = self._query_file(obj, querystr)
-            self.last_metrics = result.metrics
-            return result.table
-        if isinstance(obj, Dataset):
-            results = [self._query_file(f, querystr) for f in obj.getFiles()]
-            self.last_metrics = ScanMetrics()
-            for r in results:
-                self.last_metrics.add(r.metrics)
-            return [r.table for r in results]
-        raise TypeError(f"runQuery takes a File or a Dataset, not {type(obj).__name__}")
+            files, store_url = [obj], self._store_of(obj.dataset)
+        elif isinstance(obj, Dataset):
+            files, store_url = obj.getFiles(), obj.store_url
+        else:
+            raise TypeError(f"runQuery takes a File or a Dataset, not {type(obj).__name__}")
+        query = parse_query(querystr)  # a syntax error surfaces before any work starts
+        client = self.client if store_url == self.store_url else None
+        if client is None:
+            results = [query_file(store_url, f, query) for f in files]
+        else:
+            results = driver.query_files_dask(client, store_url, files, query)
+        self.last_metrics = ScanMetrics()
+        for r in results:
+            self.last_metrics.add(r.metrics)
+        tables = [r.table for r in results]
+        return tables[0] if isinstance(obj, File) else tables
 
-    def _query_file(self, file: File, querystr: str) -> QueryResult:
-        store_url = file.dataset.store_url if file.dataset is not None else self.store_url
-        return query_file(store_url, file, querystr)
+    def _store_of(self, dataset: Dataset | None) -> str:
+        return dataset.store_url if dataset is not None else self.store_url
+
+    def close(self) -> None:
+        """Close the Dask client this object started (a shared or remote cluster stays up)."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        self._client = None
 
     # snake_case aliases
     write_dataset = writeDataset
