@@ -21,8 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 bash scripts/bootstrap.sh test,coffea,k8s
-.venv/bin/ruff check skyhook_dask tests benchmarks
-.venv/bin/ruff format --check skyhook_dask tests benchmarks
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
