@@ -7,13 +7,14 @@
 #   --local-base       make the base with mmdebstrap (Debian bookworm + python3, ceph-common,
 #                      python3-rados) and import it as localhost/skyhook-base:bookworm, for
 #                      machines that cannot pull from a registry; implies --offline
-#   --with-compiler    with --local-base: add g++ and rados-objclass-dev (for --target cls)
+#   --with-compiler    with --local-base: add g++, rados-objclass-dev, libradospp-dev (for cls)
 #   --offline          build with --network none (everything comes from the build context)
 #   --target NAME      client (default) or cls: the object class for OSD images, whose files
 #                      are then copied to --cls-out (default build/cls)
 #   --extras LIST      the package's extras installed in the image (default coffea,k8s)
 #   --engine NAME      podman, docker or buildah (default: the first one found)
 #   --context DIR      where the build context is prepared (default build/image)
+#   --no-layers        podman/buildah: keep no intermediate layers (much faster with vfs storage)
 #
 # Python packages are built as wheels on this machine, pinned to the versions installed in
 # $PYTHON's environment (default .venv/bin/python), so the image build needs no package index.
@@ -31,6 +32,7 @@ engine="${CONTAINER_ENGINE:-}"
 context="build/image"
 cls_out="build/cls"
 python="${PYTHON:-.venv/bin/python}"
+no_layers=0
 local_base_tag="localhost/skyhook-base:bookworm"
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -46,7 +48,8 @@ while [ "$#" -gt 0 ]; do
         --engine) engine="$2"; shift 2 ;;
         --context) context="$2"; shift 2 ;;
         --cls-out) cls_out="$2"; shift 2 ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --no-layers) no_layers=1; shift ;;
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -73,7 +76,7 @@ if [ "$local_base" = 1 ]; then
     packages="python3,python3-pip,python3-venv,ceph-common,python3-rados"
     base="$local_base_tag"
     if [ "$with_compiler" = 1 ]; then
-        packages="$packages,g++,rados-objclass-dev"
+        packages="$packages,g++,rados-objclass-dev,libradospp-dev"
         base="${local_base_tag}-dev"
     fi
     if ! image_exists "$base"; then
@@ -109,24 +112,29 @@ else
     "$python" -m pip wheel --quiet --no-deps --wheel-dir "$context/wheels" .
 fi
 mv "$constraints.new" "$constraints"
+wheel="$(ls "$context"/wheels/skyhook_dask-*.whl)"
+version="$(basename "$wheel" | cut -d- -f2)"
+echo "skyhook-dask[$extras]==$version" >"$context/requirements.txt"
 
 # --- the image --------------------------------------------------------------------------------
-args=(--file "$context/Dockerfile" --build-arg "EXTRAS=$extras")
+args=(--file "$context/Dockerfile")
 [ -n "$base" ] && args+=(--build-arg "BASE=$base")
 [ "$offline" = 1 ] && args+=(--network none)
-version="$("$python" -c 'import importlib.metadata as m; print(m.version("skyhook-dask"))')"
+[ "$no_layers" = 1 ] && [ "$engine" != docker ] && args+=(--layers=false)
 if [ "$target" = client ]; then
     "${build_cmd[@]}" "${args[@]}" --target client --tag "$tag" "$context"
     "$engine" tag "$tag" "${tag%:*}:$version"
     echo "built $tag (and ${tag%:*}:$version)"
 else
     cls_tag="${tag%:*}-cls:$version"
-    "${build_cmd[@]}" "${args[@]}" --target cls-build --tag "$cls_tag-build" "$context"
-    container="$("$engine" create "$cls_tag-build" true)"
-    rm -rf "$cls_out" && mkdir -p "$cls_out"
-    "$engine" cp "$container:/out/." "$cls_out/"
-    "$engine" rm "$container" >/dev/null
     "${build_cmd[@]}" "${args[@]}" --target cls --tag "$cls_tag" "$context"
-    echo "built $cls_tag; its files are in $cls_out:"
+    "$engine" tag "$cls_tag" "${tag%:*}-cls:latest"
+    # A scratch image has no command; `create` only needs one to be named.
+    container="$("$engine" create "$cls_tag" /none)"
+    rm -rf "$cls_out" && mkdir -p "$cls_out"
+    "$engine" cp "$container:/usr" "$cls_out/"
+    "$engine" cp "$container:/opt" "$cls_out/"
+    "$engine" rm "$container" >/dev/null
+    echo "built $cls_tag (and ${tag%:*}-cls:latest); its files, in $cls_out:"
     (cd "$cls_out" && find . -type f | sort)
 fi

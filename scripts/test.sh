@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the Debian packages it needs (when run as root), builds .venv,
 # and runs pytest. The tests bring up a real single-node Ceph cluster (cephx, bluestore, the
-# skyhook object class built against pyarrow's Arrow C++) in a temporary directory themselves.
+# skyhook object class built against pyarrow's Arrow C++) in a temporary directory themselves,
+# and build and run the container image with podman.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k query`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(ceph-mon ceph-osd ceph-common python3-rados librados-dev rados-objclass-dev
-          libradospp-dev g++ python3-venv)
+          libradospp-dev g++ python3-venv podman buildah mmdebstrap runc)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -189,12 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
-    try:
-        from .ceph.commands import add_ceph_commands
-    except ImportError:
-        pass
-    else:
-        add_ceph_commands(sub)
+    from .ceph.commands import add_ceph_commands
+    from .k8s import add_k8s_commands
+
+    add_ceph_commands(sub)
+    add_k8s_commands(sub)
     return parser
 
 

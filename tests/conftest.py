@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+from skyhook_dask.data import DATA_DIR
+
+DATA = DATA_DIR
 SAMPLES = sorted(DATA.glob("*.root"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["memory", "file", "rados"]

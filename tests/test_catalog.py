@@ -22,10 +22,11 @@ from skyhook_dask.catalog import (
     list_datasets,
     load_dataset,
 )
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import DatasetNotFoundError, ObjectFormatError, UnknownTreeError
 from skyhook_dask.ingest import write_dataset
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 SAMPLES = sorted(DATA.glob("*.root"))
 
 

@@ -51,6 +51,7 @@ from hypothesis import strategies as st
 
 from skyhook_dask import scan
 from skyhook_dask.ceph import build_class as builder
+from skyhook_dask.data import sample_path
 from skyhook_dask.exceptions import ClassNotAvailableError
 from skyhook_dask.objects import write_object
 from skyhook_dask.protocol import Aggregate, ScanRequest, decode_result
@@ -62,7 +63,7 @@ except ImportError:  # the ceph_cluster fixture skips (or fails under CI) withou
 
 CEPH = pytest.mark.ceph
 
-DATA = Path(__file__).parent / "data" / "nano_dy.root"
+DATA = sample_path("nano_dy.root")
 BRANCHES = "/^(Muon|Jet|MET|Electron)_|^n(Muon|Jet|Electron)$/"
 
 

@@ -16,6 +16,7 @@ from distributed import Client, LocalCluster
 from skyhook_dask import driver
 from skyhook_dask.backends import open_store
 from skyhook_dask.catalog import list_datasets, load_dataset
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.driver import (
     connect_client,
     query_files_dask,
@@ -31,7 +32,7 @@ from skyhook_dask.exceptions import (
 from skyhook_dask.ingest import write_dataset
 from skyhook_dask.querying import query_file
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_tree.root"]
 OBJECT_SIZE = 60_000
 

@@ -26,6 +26,7 @@ import uproot
 from skyhook_dask import manifest as mf
 from skyhook_dask.backends import close_stores, open_store
 from skyhook_dask.catalog import Dataset, TreeInfo, list_datasets, load_dataset
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import (
     DatasetExistsError,
     DatasetNotFoundError,
@@ -45,7 +46,7 @@ from skyhook_dask.ingest import (
 from skyhook_dask.objects import read_columns
 from skyhook_dask.writer import dataset_lock
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 SAMPLES = sorted(DATA.glob("*.root"))
 SMALL = 30_000  # bytes: splits even the 10-event sample tree into several objects
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -19,6 +18,7 @@ import uproot
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import (
     QueryError,
     QueryTypeError,
@@ -39,7 +39,7 @@ from skyhook_dask.planning import (
 from skyhook_dask.protocol import ScanRequest, decode_request
 from skyhook_dask.query import parse_query
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 BRANCHES = [
     "run", "luminosityBlock", "event", "nMuon", "Muon_pt", "Muon_eta", "Muon_charge",
     "Muon_tightId", "MET_pt", "PV_npvs", "HLT_IsoMu24", "Jet_pt",

@@ -7,7 +7,6 @@ must equal uproot's (and pandas' own filtering, where the two typing rules diffe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -20,13 +19,14 @@ import uproot
 from dask.dataframe.dask_expr._expr import Filter
 
 from skyhook_dask import pushdown
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import SchemaError
 from skyhook_dask.expr import Call, Column, Literal
 from skyhook_dask.ingest import write_dataset
 from skyhook_dask.pushdown import ReadSkyhook, check_internals
 from skyhook_dask.reader import ColumnConflictWarning, collect_metrics, read_skyhook
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 DIMUON, TREE = DATA / "nano_dimuon.root", DATA / "nano_tree.root"
 BRANCHES = ["nMuon", "Muon_pt", "MET_pt", "PuppiMET_pt", "Flag_goodVertices"]
 

@@ -18,6 +18,7 @@ from dask.delayed import Delayed
 from distributed import Client, LocalCluster, progress, wait
 
 from skyhook_dask.catalog import load_dataset
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import (
     DatasetNotFoundError,
     QuerySyntaxError,
@@ -27,7 +28,7 @@ from skyhook_dask.exceptions import (
 from skyhook_dask.ingest import write_dataset
 from skyhook_dask.reader import collect_metrics, read_awkward, read_skyhook
 
-DATA = Path(__file__).parent / "data"
+DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_dy.root"]
 BRANCHES = ["event", "nMuon", "Muon_pt", "Muon_charge", "MET_pt", "nJet"]
 OPTIONS: dict[str, Any] = {"object_size": 60_000, "trees": ["Events"], "progress": False}

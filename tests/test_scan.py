@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skyhook_dask import scan
+from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import (
     ObjectFormatError,
     ProtocolError,
@@ -31,7 +32,7 @@ def sample_file(name: str = "nano_dy.root") -> Path:
     try:
         from skyhook_dask.data import sample_path
     except ImportError:
-        return Path(__file__).parent / "data" / name
+        return DATA_DIR / name
     return sample_path(name)
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,9 +57,13 @@ PROBE_OBJECT = "skyhook-dev-cluster-ready-probe"
 
 
 def default_class_build_dir() -> Path:
-    """A per-user build cache: the builder skips work when sources and pyarrow are unchanged."""
+    """A per-user build cache: the builder skips work when sources and pyarrow are unchanged.
+
+    One directory per Python environment, since the library links that environment's pyarrow.
+    """
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache, "skyhook", "cls-build")
+    env = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    return Path(cache, "skyhook", "cls-build", env)
 
 
 class DevCluster:
