@@ -186,6 +186,9 @@ def process_alive(pid: int | None, program: str, conf: Path) -> bool:
     for task in tasks:
         with contextlib.suppress(OSError):  # a thread that ends while we look is no sign of death
             states.append(task.joinpath("stat").read_text().rsplit(")", 1)[-1].split()[0])
+    if not states:  # the threads vanished while we looked: the leader's state decides
+        with contextlib.suppress(OSError):
+            states.append(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0])
     if all(state in ("Z", "X") for state in states):
         return False
     args = [arg.decode(errors="replace") for arg in cmdline if arg]
