@@ -141,6 +141,29 @@ def test_client_fails_fast_while_down_then_reconnects(own_cluster: DevCluster) -
     assert store.read("reconnect") == b"1"
 
 
+def test_queries_fall_back_to_the_client_without_the_class(own_cluster: DevCluster) -> None:
+    """A Ceph without the skyhook class still answers queries (read + filter in the client)."""
+    import awkward as ak
+    import dask
+    import uproot
+
+    from skyhook_dask import SkyhookDM, execution
+    from skyhook_dask.data import sample_path
+
+    path = sample_path("nano_dimuon.root")
+    sk = SkyhookDM().connect(store=own_cluster.url, dask=False)
+    ds = sk.writeDataset([str(path)], "fallback", object_size=100_000, overwrite=True)
+    query = "select nMuon >= 2 and any(Muon_pt > 20), project Muon_pt"
+    execution._fallback_warned.discard(own_cluster.url)
+    with pytest.warns(execution.ClientSideFallbackWarning, match="no 'skyhook' object class"):
+        table = sk.runQuery(ds.getFiles()[0], query)
+    events = uproot.open(path)["Events"].arrays(["nMuon", "Muon_pt"])
+    expected = events[(events.nMuon >= 2) & ak.any(events.Muon_pt > 20, axis=1)].Muon_pt
+    assert table.column("Muon_pt").to_pylist() == ak.to_list(expected)
+    with dask.config.set({"skyhook.strict": True}), pytest.raises(ClassNotAvailableError):
+        sk.runQuery(ds.getFiles()[0], query)
+
+
 @pytest.mark.ceph
 def test_missing_class_then_reload_class(own_cluster: DevCluster) -> None:
     store = RadosStore.from_url(own_cluster.url)
