@@ -174,6 +174,13 @@ class _Reader:
     def unpack(self, fmt: str) -> int | float:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]  # type: ignore[no-any-return]
 
+    def count(self, min_item_bytes: int) -> int:
+        """A u32 item count; one that the remaining bytes cannot hold is malformed."""
+        n = int(self.unpack("<I"))
+        if n * min_item_bytes > len(self.data) - self.pos:
+            raise ProtocolError(f"count {n} at byte {self.pos - 4} exceeds the request's length")
+        return n
+
     def string(self) -> str:
         n = int(self.unpack("<H"))
         if n > MAX_STRING:
@@ -224,11 +231,10 @@ def decode_request(data: bytes) -> ScanRequest:
         raise ProtocolError(f"request version {version} is not supported (this side: {VERSION})")
     if compress not in COMPRESSION_NAMES or flags != 0:
         raise ProtocolError(f"bad compression code {compress} or flags {flags}")
-    columns = tuple(r.string() for _ in range(int(r.unpack("<I"))) if _check_count(r))
+    columns = tuple(r.string() for _ in range(r.count(min_item_bytes=2)))
     predicate = r.node() if int(r.unpack("<B")) else None
     aggregates = []
-    for _ in range(int(r.unpack("<I"))):
-        _check_count(r)
+    for _ in range(r.count(min_item_bytes=2)):
         op = AGGREGATE_NAMES.get(int(r.unpack("<B")))
         if op is None:
             raise ProtocolError(f"unknown aggregate op at byte {r.pos - 1}")
@@ -240,13 +246,6 @@ def decode_request(data: bytes) -> ScanRequest:
     if r.pos != len(r.data):
         raise ProtocolError(f"{len(r.data) - r.pos} trailing bytes after the request")
     return ScanRequest(columns, predicate, tuple(aggregates), COMPRESSION_NAMES[compress])
-
-
-def _check_count(r: _Reader) -> bool:
-    # A count larger than the bytes left is malformed; fail before looping on it.
-    if r.pos >= len(r.data):
-        raise ProtocolError(f"request truncated at byte {r.pos}")
-    return True
 
 
 # --- results -----------------------------------------------------------------------------------
