@@ -1,0 +1,160 @@
+"""The benchmark runner in its smallest mode: its JSON follows the schema, and every system's
+answer matches the ground truth computed here with uproot + awkward from the generated file.
+Correctness only: no timing is asserted (performance is measured by benchmarks/run.py)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package
+
+jsonschema = pytest.importorskip("jsonschema")
+
+from benchmarks.data import CHECKSUM_COLUMN, SELECTION_BRANCH, SELECTIVITIES  # noqa: E402
+from benchmarks.runner import options_for, run_benchmark  # noqa: E402
+from benchmarks.schema import validate  # noqa: E402
+
+EVENTS = 2_000
+SYSTEMS = {"skyhook_pushdown", "skyhook_client", "uproot", "parquet"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench-data")
+
+
+def _run(store_url: str, data_dir: Path, scaling: tuple[int, ...] = ()) -> dict[str, Any]:
+    options = options_for(
+        "smoke",
+        events=EVENTS,
+        store=store_url,
+        data_dir=data_dir,
+        scaling_workers=scaling,
+        verbose=False,
+    )
+    return run_benchmark(options, keep_answers=True)
+
+
+def _ground_truth(source: str) -> tuple[np.ndarray, ak.Array]:
+    with uproot.open(source) as f:
+        tree = f["Events"]
+        return tree[SELECTION_BRANCH].array(library="np"), tree[CHECKSUM_COLUMN].array()
+
+
+def _check_result(result: dict[str, Any], objects: list[tuple[int, int, int]]) -> None:
+    """``objects``: (first event, stop event, stored bytes) of each object of the dataset."""
+    answers = result.pop("_answers")
+    validate(result)
+    assert result["events"] == EVENTS
+    assert result["branches"] >= 100
+    assert result["objects"] == len(objects)
+    met, checksum_values = _ground_truth(result["source"])
+
+    cases = result["cases"]
+    assert {c["system"] for c in cases} == SYSTEMS
+    assert {c["selectivity"] for c in cases} == set(SELECTIVITIES)
+    assert {c["n_columns"] for c in cases} == {1, 3, 10, "all"}
+    for case in cases:
+        mask = met >= np.float32(case["threshold"])
+        expected_rows = int(np.count_nonzero(mask))
+        expected_sum = float(ak.sum(ak.values_astype(checksum_values[mask], np.float64)))
+        # Objects whose MET_pt maximum is below the threshold are skipped by their statistics.
+        scanned = [o for o in objects if mask[o[0] : o[1]].any()]
+        where = f"{case['system']} at {case['selectivity']} / {case['n_columns']} columns"
+        assert case["rows_out"] == expected_rows, where
+        assert math.isclose(case["checksum"], expected_sum, rel_tol=1e-9, abs_tol=1e-6), where
+        assert case["agrees"], where
+        if case["selectivity"] < 1:  # the threshold selects about the asked fraction
+            assert abs(expected_rows - case["selectivity"] * EVENTS) <= 2, where
+        if case["system"] == "skyhook_client":  # whole objects cross to the client
+            assert case["bytes_from_storage"] == sum(o[2] for o in scanned), where
+        if case["system"] == "skyhook_pushdown":
+            storage = case["skyhook"]
+            assert storage["calls"] == len(scanned), where
+            assert storage["rows_in"] == sum(o[1] - o[0] for o in scanned), where
+            assert storage["object_bytes"] == sum(o[2] for o in scanned), where
+            assert 0 < storage["bytes_read"] <= storage["object_bytes"], where
+            assert case["bytes_from_storage"] == storage["bytes_returned"], where
+            if case["n_columns"] != "all" and case["selectivity"] <= 0.01:
+                assert case["bytes_from_storage"] < storage["object_bytes"] / 10, where
+
+    # Pushdown and client-side filtering return the very same tables; Parquet the same rows.
+    for (selectivity, n_columns), by_system in answers.items():
+        pushed = by_system["skyhook_pushdown"].table
+        assert pushed.equals(by_system["skyhook_client"].table), (selectivity, n_columns)
+        parquet = by_system["parquet"].table
+        assert parquet.to_pylist() == pushed.to_pylist(), (selectivity, n_columns)
+
+    summary = result["summary"]
+    assert (summary["selectivity"], summary["n_columns"]) == (0.01, 3)
+    assert summary["all_answers_agree"]
+    assert summary["bytes_returned"] / summary["selected_nbytes"] == summary["bytes_ratio"]
+
+    broken = copy.deepcopy(result)
+    del broken["cases"][0]["rows_out"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
+
+
+def _objects(store_url: str) -> list[tuple[int, int, int]]:
+    """(first event, stop event, size in the store) of every object of the benchmark dataset."""
+    from skyhook_dask.catalog import load_dataset
+
+    dataset = load_dataset(store_url, "bench")
+    store = dataset.store
+    tree = dataset.getFiles()[0].tree("Events")
+    return [(o.first_event, o.stop_event, store.stat(o.name).size) for o in tree.objects]
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> tuple[dict[str, Any], list[tuple[int, int, int]]]:
+    """One smoke run on a local store (with Dask scaling on one worker), and its objects."""
+    store_url = tmp_path_factory.mktemp("bench-store").as_uri()
+    result = _run(store_url, data_dir, scaling=(1,))
+    return result, _objects(store_url)
+
+
+def test_runner_on_local_store(local_run: tuple[dict[str, Any], list[Any]]) -> None:
+    result, objects = copy.copy(local_run[0]), local_run[1]
+    _check_result(result, objects)
+    assert result["objects"] > 1  # several objects, so per-object merging is exercised
+    ingest = result["ingest"]
+    assert ingest["events"] == EVENTS and ingest["objects"] == result["objects"]
+    assert ingest["stored_bytes"] == sum(o[2] for o in objects)
+    runs = result["scaling"]["runs"]
+    assert {r["system"] for r in runs} == {"read_skyhook", "read_parquet"}
+    for run in runs:
+        assert run["rows_out"] == run["expected_rows"]
+
+
+def test_plots_are_written(local_run: tuple[dict[str, Any], list[Any]], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from benchmarks.plots import make_plots
+
+    result = {k: v for k, v in local_run[0].items() if k != "_answers"}
+    written = make_plots(result, tmp_path / "plots")
+    suffixes = ["time-vs-selectivity.png", "bytes-vs-selectivity.png", "scaling.png"]
+    assert len(written) == len(suffixes)
+    for path, suffix in zip(written, suffixes, strict=True):
+        assert path.name == f"{result['name']}-{suffix}"
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.ceph
+def test_runner_on_ceph(ceph_cluster: Any, data_dir: Path) -> None:
+    result = _run(ceph_cluster.url, data_dir)
+    _check_result(result, _objects(ceph_cluster.url))
+    assert result["scaling"] is None
+    assert result["machine"]["storage_cpu_measured"]  # the OSD's CPU time is known
