@@ -141,6 +141,19 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_dataset
+
+    sk = _client(args)
+    names = [args.dataset] if args.dataset else sk.listDatasets()
+    ok = True
+    for name in names:
+        report = verify_dataset(sk.store, name)
+        print(report)
+        ok = ok and report.ok
+    return 0 if ok else 1
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate_nanoaod
 
@@ -183,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the result to a .parquet or .csv file")
     p.add_argument("--limit", type=int, default=20, help="rows to print")
     p = command("gc", cmd_gc, "delete objects no published dataset refers to")
+    p.add_argument("dataset", nargs="?")
+    p = command(
+        "verify", cmd_verify, "check every object's checksum and format against the manifest"
+    )
     p.add_argument("dataset", nargs="?")
     p = sub.add_parser("generate", help="write a synthetic NanoAOD-like ROOT file")
     p.add_argument("path")

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
         "result-compression": "lz4",
         # Seconds before a storage operation is given up (RADOS op/mon timeouts).
         "timeout": 60,
+        # Seconds during which object calls that find the storage unavailable are retried.
+        "retry-time": 30,
     }
 }
 

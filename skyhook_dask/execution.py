@@ -19,6 +19,7 @@ from .backends import ObjectStore, open_store
 from .exceptions import ClassNotAvailableError
 from .objects import RangeFile
 from .protocol import CLASS_NAME, Aggregate, ScanMetrics, ScanRequest, decode_result
+from .retry import call_with_retries
 
 _fallback_warned: set[str] = set()
 
@@ -28,7 +29,18 @@ class ClientSideFallbackWarning(UserWarning):
 
 
 def call_class(store: ObjectStore, name: str, method: str, payload: bytes) -> bytes:
-    """``skyhook.<method>`` on one object, falling back to the Python class in this process."""
+    """``skyhook.<method>`` on one object, falling back to the Python class in this process.
+
+    A call that fails because the storage is briefly unavailable (an OSD restarting) is
+    repeated within the ``skyhook.retry-time`` budget (see :mod:`skyhook_dask.retry`).
+    """
+    return call_with_retries(
+        lambda: _call_class_once(store, name, method, payload),
+        f"skyhook.{method} on object {name!r}",
+    )
+
+
+def _call_class_once(store: ObjectStore, name: str, method: str, payload: bytes) -> bytes:
     try:
         return store.exec(name, CLASS_NAME, method, payload)
     except ClassNotAvailableError:
@@ -40,7 +52,7 @@ def call_class(store: ObjectStore, name: str, method: str, payload: bytes) -> by
                 f"the storage at {store.url} has no '{CLASS_NAME}' object class; reading objects "
                 "and filtering in the client instead (set skyhook.strict to make this an error)",
                 ClientSideFallbackWarning,
-                stacklevel=3,
+                stacklevel=5,  # the caller of call_class, past call_with_retries
             )
     from .scan import execute
 

@@ -91,8 +91,10 @@ def open_object(
 ) -> pa.ipc.RecordBatchFileReader:
     """Open an object for reading; raises ObjectFormatError naming ``name`` if it is not one."""
     try:
-        return pa.ipc.open_file(_native(source), options=options)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        reader = pa.ipc.open_file(_native(source), options=options)
+        reader.schema.names  # noqa: B018 -- corrupt name bytes fail here, not in the caller
+        return reader
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise ObjectFormatError(
             f"object {name or '<bytes>'} is not a readable object: {exc}"
         ) from exc
@@ -115,7 +117,7 @@ def read_columns(
             reader = open_object(source, name, options)
     try:
         table = reader.read_all()
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise ObjectFormatError(
             f"object {name or '<bytes>'} is truncated or corrupt: {exc}"
         ) from exc

@@ -15,8 +15,10 @@ KEYWORDS = CLAUSE_KEYWORDS | {"and", "or", "not", "true", "false"}
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_CYCLE = re.compile(r"\d+")
+# ASCII digits only: str.isdigit() and a Unicode \d also accept digits such as '²' or '٣'.
+_DIGITS = frozenset("0123456789")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_CYCLE = re.compile(r"\d+", re.ASCII)
 _OPERATORS = ("<=", ">=", "==", "!=", "&&", "||", "<", ">", "+", "-", "*", "/", "!")
 _OPERATOR_ALIASES = {"&&": "and", "||": "or", "!": "not"}
 
@@ -62,7 +64,7 @@ def tokenize(text: str) -> list[Token]:
         char = text[pos]
         if char.isspace():
             pos += 1
-        elif char.isdigit() or (char == "." and text[pos + 1 : pos + 2].isdigit()):
+        elif char in _DIGITS or (char == "." and text[pos + 1 : pos + 2] in _DIGITS):
             match = _NUMBER.match(text, pos)
             assert match is not None  # the first character is a digit or ".digit"
             end = match.end()

@@ -181,6 +181,8 @@ def _read_object(
     where = f"object {name or '<bytes>'}"
     reader = open_object(counted.file(), name)
     names = reader.schema.names
+    if len(set(names)) != len(names):
+        raise ObjectFormatError(f"{where} is corrupt: its schema repeats a column name")
     for column in referenced:
         if column not in names:
             raise UnknownColumnError(column, names, where=where)
@@ -191,9 +193,13 @@ def _read_object(
         reader = open_object(counted.file(), name, options)
     counted.memoize = False
     try:
-        return reader.read_all()
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        table = reader.read_all()
+        # read_all() trusts the offsets and lengths it finds; on corrupt ones the compute
+        # kernels would read out of bounds (Arrow aborts the process). Check them first.
+        table.validate(full=True)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise ObjectFormatError(f"{where} is truncated or corrupt: {exc}") from exc
+    return table
 
 
 def _referenced_columns(method: str, request: ScanRequest) -> list[str]:

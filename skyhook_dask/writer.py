@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +22,7 @@ import pyarrow as pa
 from . import manifest as mf
 from .backends import ObjectStore
 from .exceptions import DatasetExistsError, IngestError, ObjectExistsError, ObjectNotFoundError
+from .lock_owner import holder_is_dead, owner_record
 from .objects import write_object
 
 # --- objects -----------------------------------------------------------------------------------
@@ -78,8 +77,14 @@ class ObjectWriter:
         table = pa.Table.from_arrays(columns, schema=table.schema)
         data = write_object(table, self.compression)
         name = self.name_of(len(self.objects))
-        # exclusive: the ingest folder is fresh, so a name taken means two writers collide.
-        self.store.write(name, data, exclusive=True)
+        # exclusive: the ingest folder is fresh, so a name taken means two writers collide --
+        # unless it is a re-run of this same task (its Dask worker died) meeting its own
+        # earlier object: the same input gives the same bytes, which are then kept.
+        try:
+            self.store.write(name, data, exclusive=True)
+        except ObjectExistsError:
+            if self.store.read(name) != data:
+                raise
         self.objects.append(
             {
                 "name": name,
@@ -101,17 +106,11 @@ def dataset_lock(
 ) -> Iterator[None]:
     """Serialize manifest updates of one dataset (an exclusively created lock object).
 
-    A lock older than ``stale_after`` seconds is taken to belong to a writer that died.
+    A lock older than ``stale_after`` seconds, or whose holder ran on this machine and no
+    longer does (killed), is taken to belong to a writer that died.
     """
     name = mf.lock_name(dataset)
-    token = json.dumps(
-        {
-            "token": uuid.uuid4().hex,
-            "time": time.time(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-    ).encode()
+    token = json.dumps({"token": uuid.uuid4().hex, "time": time.time(), **owner_record()}).encode()
     deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
@@ -120,11 +119,12 @@ def dataset_lock(
             break
         except ObjectExistsError:
             try:
-                held_since = _lock_time(store, name)
+                held = store.read(name)
+                held_since = _lock_time(store, name, held)
             except ObjectNotFoundError:
                 continue  # released meanwhile: try again
-            if time.time() - held_since > stale_after:
-                store.delete(name)
+            if time.time() - held_since > stale_after or holder_is_dead(_record(held)):
+                _break_lock(store, name, held)
                 continue
             if time.monotonic() > deadline:
                 raise DatasetExistsError(
@@ -143,12 +143,27 @@ def dataset_lock(
             pass
 
 
-def _lock_time(store: ObjectStore, name: str) -> float:
-    """When the lock was taken (its own record, else the object's mtime)."""
+def _record(held: bytes) -> dict[str, Any]:
     try:
-        return float(json.loads(store.read(name))["time"])
+        record = json.loads(held)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _lock_time(store: ObjectStore, name: str, held: bytes) -> float:
+    """When the lock was taken (its own record ``held``, else the object's mtime)."""
+    try:
+        return float(_record(held)["time"])
     except (ValueError, KeyError, TypeError):
         return store.stat(name).mtime
+
+
+def _break_lock(store: ObjectStore, name: str, held: bytes) -> None:
+    """Remove a dead writer's lock, unless another writer has replaced it meanwhile."""
+    with contextlib.suppress(ObjectNotFoundError):
+        if store.read(name) == held:
+            store.delete(name)
 
 
 def read_manifest(store: ObjectStore, dataset: str) -> dict[str, Any] | None:
