@@ -86,7 +86,8 @@ class SkyhookDM:
         if not self.use_dask:
             return None
         if self._client is None or self._client.status in ("closed", "closing"):
-            self._owns_client = self.address is None and not driver.has_current_client()
+            # A client made here (for an address, or a new LocalCluster) is closed by close().
+            self._owns_client = self.address is not None or not driver.has_current_client()
             self._client = driver.connect_client(self.address)
             register_store_plugin(self._client, self.store_url)
         return self._client

@@ -56,6 +56,20 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             cluster.down()
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[object]:
+    """One two-process LocalCluster shared by the modules that only run tasks on it.
+
+    Modules that kill or restart workers start their own.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store of each backend kind."""

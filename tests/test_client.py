@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -216,11 +217,8 @@ def test_write_arrow_table_seed_example(sk: SkyhookDM) -> None:
 
 
 @pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
-        yield cluster.scheduler_address
+def scheduler(dask_cluster: Any) -> str:
+    return str(dask_cluster.scheduler_address)
 
 
 def test_dask_driver_gives_the_same_tables(

@@ -162,13 +162,8 @@ def fileset(name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def dask_client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
+def dask_client(dask_cluster: LocalCluster) -> Iterator[Client]:
+    with Client(dask_cluster, set_as_default=False) as client:
         yield client
 
 

@@ -35,13 +35,8 @@ OPTIONS: dict[str, Any] = {"object_size": 60_000, "trees": ["Events"], "progress
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+def client(dask_cluster: LocalCluster) -> Iterator[Client]:
+    with Client(dask_cluster) as c:
         yield c
 
 
