@@ -5,7 +5,9 @@ Correctness only: no timing is asserted (performance is measured by benchmarks/r
 from __future__ import annotations
 
 import copy
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ import numpy as np
 import pytest
 import uproot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks/ package
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the benchmarks/ package
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -158,3 +161,22 @@ def test_runner_on_ceph(ceph_cluster: Any, data_dir: Path) -> None:
     _check_result(result, _objects(ceph_cluster.url))
     assert result["scaling"] is None
     assert result["machine"]["storage_cpu_measured"]  # the OSD's CPU time is known
+
+
+@pytest.mark.ceph
+def test_quick_mode_holds_every_case(ceph_cluster: Any, data_dir: Path, tmp_path: Path) -> None:
+    """`benchmarks/run.py --quick`, as a user runs it: every system x selectivity x columns."""
+    out = tmp_path / "quick.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick"]
+    argv += ["--store", ceph_cluster.url, "--out", str(out), "--plots", str(tmp_path)]
+    argv += ["--data-dir", str(data_dir), "--scaling-workers", ""]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    validate(result)
+    cases = {(c["system"], c["selectivity"], c["n_columns"]) for c in result["cases"]}
+    selectivities = {c["selectivity"] for c in result["cases"]}
+    columns = {c["n_columns"] for c in result["cases"]}
+    assert len(selectivities) == 4 and len(columns) == 4
+    assert cases == {(s, f, n) for s in SYSTEMS for f in selectivities for n in columns}
+    assert result["summary"]
