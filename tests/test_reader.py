@@ -228,3 +228,7 @@ def test_read_from_ceph(client: Client, ceph_cluster: Any, tmp_path: Path) -> No
     jagged = read_skyhook(name, store=url, query=query, strict=True).compute()
     any_mask = ak.any(events.Muon_pt > np.float32(20), axis=1)
     assert jagged.event.tolist() == ak.to_list(events.event[any_mask])
+    # Aggregations over the pushed-down partitions.
+    counts = read_skyhook(name, store=url, columns=["nMuon"], strict=True).nMuon
+    assert int(counts.sum().compute()) == int(ak.sum(events.nMuon))
+    assert int(counts.max().compute()) == int(ak.max(events.nMuon))
