@@ -154,14 +154,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate_nanoaod
-
-    path = generate_nanoaod(args.path, args.events, seed=args.seed)
-    print(f"wrote {args.events} events to {path}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyhook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,11 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", cmd_verify, "check every object's checksum and format against the manifest"
     )
     p.add_argument("dataset", nargs="?")
+    from . import generate
+
     p = sub.add_parser("generate", help="write a synthetic NanoAOD-like ROOT file")
-    p.add_argument("path")
-    p.add_argument("--events", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_generate)
+    generate.add_arguments(p)
+    p.set_defaults(func=generate.run)
     from .ceph.commands import add_ceph_commands
     from .k8s import add_k8s_commands
 

@@ -28,8 +28,8 @@ from . import config
 from . import manifest as mf
 from .backends import normalize_url, open_store
 from .catalog import Dataset, File
-from .exceptions import DatasetExistsError, IngestError, SchedulerUnavailableError
-from .ingest import IngestOptions, ingest_file, publish
+from .exceptions import SchedulerUnavailableError
+from .ingest import IngestOptions, check_new_dataset, ingest_file, publish
 from .planning import to_request
 from .plugin import register_store_plugin, scan_object, with_store
 from .protocol import ScanMetrics
@@ -134,19 +134,15 @@ def write_dataset_dask(
     """
     store_url = normalize_url(store_url)
     store = open_store(store_url)
-    mf.validate_dataset_name(name)
     sources = [_source(urls)] if isinstance(urls, str | os.PathLike) else [_source(u) for u in urls]
-    if not sources:
-        raise IngestError(f"no files given for dataset {name!r}")
-    if not overwrite and store.exists(mf.manifest_name(name)):
-        raise DatasetExistsError(
-            f"dataset {name!r} already exists; pass overwrite=True to replace it, or choose "
-            "another name"
-        )
-    options = IngestOptions(
-        object_size=int(object_size or config.get("object-size")),
+    options = check_new_dataset(
+        store,
+        name,
+        sources,
+        overwrite=overwrite,
+        object_size=object_size,
         compression=compression,
-        trees=tuple(trees) if trees is not None else None,
+        trees=trees,
         step_size=step_size,
         progress=False,  # bars on workers would only clutter their logs
     )

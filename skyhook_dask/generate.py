@@ -192,14 +192,16 @@ def generate_nanoaod(
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a NanoAOD-like ROOT file.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generator's options, for its own command and for ``skyhook generate``."""
     parser.add_argument("path", help="output .root file")
     parser.add_argument("--events", type=int, default=10_000, help="number of events")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--extra-branches", type=int, default=50, help="filler flat branches")
     parser.add_argument("--compression", choices=["zstd", "zlib", "lz4", "none"], default="zstd")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     out = generate_nanoaod(
         args.path,
         args.events,
@@ -209,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"wrote {args.events} events to {out}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a NanoAOD-like ROOT file.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

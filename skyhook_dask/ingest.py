@@ -247,6 +247,34 @@ def _exists(dataset: str) -> DatasetExistsError:
     )
 
 
+def check_new_dataset(
+    store: ObjectStore,
+    name: str,
+    sources: Sequence[str],
+    *,
+    overwrite: bool,
+    object_size: int | None,
+    compression: str | None,
+    trees: Sequence[str] | None,
+    step_size: int | None,
+    progress: bool,
+) -> IngestOptions:
+    """Refuse a write that cannot succeed before any object is written, and return the options
+    every file of it is ingested with (shared by the in-process and the Dask ingest)."""
+    mf.validate_dataset_name(name)
+    if not sources:
+        raise IngestError(f"no files given for dataset {name!r}")
+    if not overwrite and store.exists(mf.manifest_name(name)):
+        raise _exists(name)
+    return IngestOptions(
+        object_size=int(object_size or config.get("object-size")),
+        compression=compression,
+        trees=tuple(trees) if trees is not None else None,
+        step_size=step_size,
+        progress=progress,
+    )
+
+
 def write_dataset(
     store: ObjectStore | str,
     urls: Sequence[str | os.PathLike[str]] | str,
@@ -264,18 +292,17 @@ def write_dataset(
     ``object_size`` defaults to the ``skyhook.object-size`` setting (64 MiB).
     """
     store = _as_store(store)
-    mf.validate_dataset_name(name)
     sources = (
         [os.fspath(urls)] if isinstance(urls, str | os.PathLike) else [os.fspath(u) for u in urls]
     )
-    if not sources:
-        raise IngestError(f"no files given for dataset {name!r}")
-    if not overwrite and store.exists(mf.manifest_name(name)):
-        raise _exists(name)
-    options = IngestOptions(
-        object_size=int(object_size or config.get("object-size")),
+    options = check_new_dataset(
+        store,
+        name,
+        sources,
+        overwrite=overwrite,
+        object_size=object_size,
         compression=compression,
-        trees=tuple(trees) if trees is not None else None,
+        trees=trees,
         step_size=step_size,
         progress=_progress_enabled(progress),
     )
