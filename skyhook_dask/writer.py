@@ -107,7 +107,10 @@ def dataset_lock(
     """Serialize manifest updates of one dataset (an exclusively created lock object).
 
     A lock older than ``stale_after`` seconds, or whose holder ran on this machine and no
-    longer does (killed), is taken to belong to a writer that died.
+    longer does (killed), is taken to belong to a writer that died. Taking it over goes
+    through :meth:`ObjectStore.delete_if`, so of the writers that found it one at most
+    succeeds. (A live writer holding it past ``stale_after`` -- a publish takes seconds --
+    would lose it.)
     """
     name = mf.lock_name(dataset)
     token = json.dumps({"token": uuid.uuid4().hex, "time": time.time(), **owner_record()}).encode()
@@ -124,7 +127,7 @@ def dataset_lock(
             except ObjectNotFoundError:
                 continue  # released meanwhile: try again
             if time.time() - held_since > stale_after or holder_is_dead(_record(held)):
-                _break_lock(store, name, held)
+                store.delete_if(name, held)  # atomic: never another writer's new lock
                 continue
             if time.monotonic() > deadline:
                 raise DatasetExistsError(
@@ -136,11 +139,7 @@ def dataset_lock(
     try:
         yield
     finally:
-        try:
-            if store.read(name) == token:
-                store.delete(name)
-        except ObjectNotFoundError:
-            pass
+        store.delete_if(name, token)  # not a lock that was broken and taken meanwhile
 
 
 def _record(held: bytes) -> dict[str, Any]:
@@ -157,13 +156,6 @@ def _lock_time(store: ObjectStore, name: str, held: bytes) -> float:
         return float(_record(held)["time"])
     except (ValueError, KeyError, TypeError):
         return store.stat(name).mtime
-
-
-def _break_lock(store: ObjectStore, name: str, held: bytes) -> None:
-    """Remove a dead writer's lock, unless another writer has replaced it meanwhile."""
-    with contextlib.suppress(ObjectNotFoundError):
-        if store.read(name) == held:
-            store.delete(name)
 
 
 def read_manifest(store: ObjectStore, dataset: str) -> dict[str, Any] | None:

@@ -102,6 +102,48 @@ def test_delete(store: ObjectStore, prefix: str) -> None:
     assert list(store.list(f"{prefix}/gone")) == []
 
 
+def test_delete_if_compares_the_whole_object(store: ObjectStore, prefix: str) -> None:
+    name = f"{prefix}/lock"
+    assert store.delete_if(name, b"token") is False  # missing
+    store.write(name, b"token-and-more")
+    assert store.delete_if(name, b"token") is False  # a longer object is not equal
+    assert store.delete_if(name, b"token-and-mora") is False
+    assert store.read(name) == b"token-and-more"
+    assert store.delete_if(name, b"token-and-more") is True
+    assert not store.exists(name)
+    assert store.delete_if(name, b"token-and-more") is False
+
+
+def _take_over(store: ObjectStore, name: str, seen: bytes, callers: int) -> list[int]:
+    """``callers`` threads that all saw ``seen`` at ``name`` try to replace it at once."""
+    barrier = threading.Barrier(callers)
+    winners: list[int] = []
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        if store.delete_if(name, seen):
+            store.write(name, f"new-{i}".encode(), exclusive=True)
+            winners.append(i)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return winners
+
+
+def test_delete_if_races_remove_once(store: ObjectStore, prefix: str) -> None:
+    """Callers that all saw the same lock: one removes it and takes the name; the others
+    neither remove the new holder's object nor fail on it."""
+    name = f"{prefix}/contended"
+    for round_ in range(6):
+        store.write(name, f"old-{round_}".encode())
+        winners = _take_over(store, name, f"old-{round_}".encode(), callers=6)
+        assert len(winners) == 1
+        assert store.read(name) == f"new-{winners[0]}".encode()
+
+
 def test_metadata(store: ObjectStore, prefix: str) -> None:
     store.write(f"{prefix}/m", b"data")
     assert store.get_meta(f"{prefix}/m") == {}

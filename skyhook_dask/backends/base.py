@@ -71,6 +71,15 @@ class ObjectStore(Protocol):
         """Remove an object; a missing object is not an error."""
         ...
 
+    def delete_if(self, name: str, expected: bytes) -> bool:
+        """Remove the object only if its bytes still equal ``expected``, as one atomic step.
+
+        Returns whether it was removed. Of several callers that saw the same bytes, at most
+        one removes them, and nobody removes an object written after they looked: this is
+        what makes taking over a dead writer's lock safe.
+        """
+        ...
+
     def get_meta(self, name: str) -> dict[str, bytes]:
         """Small key/value metadata of an object (xattrs on Ceph)."""
         ...

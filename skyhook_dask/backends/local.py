@@ -3,12 +3,16 @@
 Objects live in ``DIR/objects/<name>`` and their metadata in ``DIR/meta/<name>.json``. Writes go
 to a temporary file that is renamed into place, so readers never see a partial object; an
 exclusive create links the temporary file, which fails atomically if the name is taken.
+``delete_if`` compares and unlinks while holding ``flock`` on the object's file, so that of its
+callers one at most removes a given file; a plain (non-exclusive) write racing it may be
+removed by it, which the lock protocol above never does.
 ``exec`` runs the Python reference object class on a memory map of the object file: the same
 semantics as the C++ class inside a Ceph OSD, without a cluster.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -88,6 +92,27 @@ class LocalStore(StoreBase):
     def delete(self, name: str) -> None:
         for path in (self._path(name), self._meta_path(name)):
             path.unlink(missing_ok=True)
+
+    def delete_if(self, name: str, expected: bytes) -> bool:
+        path = self._path(name)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 -- closed below, after the unlink
+        except FileNotFoundError:
+            return False
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # callers checking this file take turns
+            if handle.read(len(expected) + 1) != expected:
+                return False
+            try:
+                current = path.stat()
+            except FileNotFoundError:
+                return False  # an earlier caller removed it
+            opened = os.fstat(handle.fileno())
+            if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+                return False  # the name now holds a newer object
+            path.unlink()
+            self._meta_path(name).unlink(missing_ok=True)
+            return True
 
     def _meta_path(self, name: str) -> Path:
         return self._meta / f"{validate_name(name)}.json"

@@ -56,6 +56,15 @@ class MemoryStore(StoreBase):
         with _LOCK:
             self._objects.pop(validate_name(name), None)
 
+    def delete_if(self, name: str, expected: bytes) -> bool:
+        validate_name(name)
+        with _LOCK:
+            held = self._objects.get(name)
+            if held is None or held[0] != expected:
+                return False
+            del self._objects[name]
+            return True
+
     def get_meta(self, name: str) -> dict[str, bytes]:
         return dict(self._get(name)[2])
 

@@ -5,9 +5,8 @@ Without ``conf`` librados searches its defaults (``$CEPH_CONF``, ``/etc/ceph/cep
 without ``keyring`` the config file names it. ``timeout`` bounds connecting and every
 monitor/OSD operation (default: the ``skyhook.timeout`` setting; 0 means no limit).
 
-One ``rados.Rados`` handle serves every store of the same (conf, name, keyring) in a process,
-and connects on first use. After a failure that may have left the handle unusable (cluster
-unreachable, session shut down) the next call opens a fresh one.
+One ``rados.Rados`` handle serves every store of the same (conf, name, keyring) in a process
+(see :mod:`.rados_connection`).
 
 ``exec_many`` runs object calls concurrently from a thread pool over the synchronous
 ``Ioctx.execute`` (the binding releases the GIL while librados waits). ``aio_execute`` is not
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import threading
 import time
@@ -32,7 +30,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..exceptions import (
-    BackendNotInstalledError,
     ClassNotAvailableError,
     ObjectExistsError,
     ObjectFormatError,
@@ -47,16 +44,14 @@ from ..exceptions import (
     StoreURLError,
 )
 from .base import ObjectInfo, StoreBase, validate_name
+from .rados_connection import import_rados, inherited_handles, shared_connection
 
-INSTALL_HINT = (
-    "the RADOS backend needs Debian's python3-rados: `apt-get install python3-rados` then "
-    "`skyhook ceph link-rados` to make it importable in this environment"
-)
 EXEC_OUTPUT_BOUND = 64 * 1024**2  # first output buffer of a class call; doubled on ERANGE
 EXEC_OUTPUT_CAP = 1024**3
 # An xattr nobody sets: removing it fails with ENOENT on a missing object and does nothing
 # otherwise, which makes "only if the object exists" atomic within one write operation.
 _EXISTS_GUARD = "skyhook.exists-guard"
+_CHANGED = {errno.ERANGE, errno.EOVERFLOW, errno.ENOENT}  # a version assertion that failed
 _URL_KEYS = {"conf", "name", "keyring", "timeout"}
 _UNAVAILABLE = {
     errno.ETIMEDOUT,
@@ -69,96 +64,6 @@ _UNAVAILABLE = {
 }
 
 T = TypeVar("T")
-
-
-def _import_rados() -> Any:
-    try:
-        import rados
-    except ImportError as exc:
-        raise BackendNotInstalledError(f"cannot import rados ({exc}); {INSTALL_HINT}") from exc
-    return rados
-
-
-class _Connection:
-    """One librados handle, shared by every store with the same credentials in this process."""
-
-    def __init__(self, conf: str | None, name: str, keyring: str | None, timeout: float) -> None:
-        self.conf, self.name, self.keyring, self.timeout = conf, name, keyring, timeout
-        self._lock = threading.Lock()
-        self._cluster: Any = None
-        self._pid = 0
-        self.generation = 0
-
-    def describe(self) -> str:
-        return f"{self.name} with config {self.conf or '$CEPH_CONF or /etc/ceph/ceph.conf'}"
-
-    def cluster(self) -> tuple[Any, int]:
-        """The connected handle and its generation (connecting on first use, or after reset)."""
-        with self._lock:
-            if self._cluster is not None and self._pid != os.getpid():
-                # A handle inherited through fork() has no threads behind it: neither use it
-                # nor let its destructor run (shutdown would wait on the parent's threads).
-                _inherited.append(self._cluster)
-                self._cluster = None
-            if self._cluster is None:
-                self._cluster, self._pid = self._connect(), os.getpid()
-                self.generation += 1
-            return self._cluster, self.generation
-
-    def reset(self, generation: int) -> None:
-        """Forget the handle that failed; in-flight users keep it alive until they finish."""
-        with self._lock:
-            if generation == self.generation:
-                self._cluster = None
-
-    def _connect(self) -> Any:
-        rados = _import_rados()
-        if self.conf and not os.path.isfile(self.conf):
-            raise StoreURLError(f"Ceph config file {self.conf!r} does not exist")
-        options: dict[str, str] = {}
-        if self.keyring:
-            options["keyring"] = self.keyring
-        if self.timeout > 0:
-            seconds = str(math.ceil(self.timeout))  # librados wants whole seconds
-            options.update(
-                rados_osd_op_timeout=seconds,
-                rados_mon_op_timeout=seconds,
-                client_mount_timeout=seconds,
-            )
-        try:
-            cluster = rados.Rados(conffile=self.conf or "", name=self.name, conf=options)
-            cluster.connect()
-        except rados.Error as exc:
-            code = getattr(exc, "errno", None)
-            if code in (errno.EACCES, errno.EPERM):
-                raise StorePermissionError(
-                    f"the cluster refused {self.describe()}: wrong key or unknown user "
-                    f"(keyring {self.keyring or 'from the config file'})"
-                ) from exc
-            if code == errno.ENOENT:
-                raise StorePermissionError(
-                    f"no key found for {self.describe()}: give the URL a keyring= or name one "
-                    f"in the config file's [{self.name}] section"
-                ) from exc
-            raise StoreUnavailableError(
-                f"cannot connect to Ceph as {self.describe()} within {self.timeout:g} s: {exc}"
-            ) from exc
-        return cluster
-
-
-_inherited: list[Any] = []  # librados objects from a parent process, kept from destruction
-_connections: dict[tuple[str | None, str, str | None, float], _Connection] = {}
-_connections_lock = threading.Lock()
-
-
-def _shared_connection(
-    conf: str | None, name: str, keyring: str | None, timeout: float
-) -> _Connection:
-    key = (conf, name, keyring, timeout)
-    with _connections_lock:
-        if key not in _connections:
-            _connections[key] = _Connection(conf, name, keyring, timeout)
-        return _connections[key]
 
 
 class RadosStore(StoreBase):
@@ -182,7 +87,7 @@ class RadosStore(StoreBase):
         self.pool = pool
         self.name = name if name.startswith("client.") else f"client.{name}"
         self.timeout = timeout
-        self._connection = _shared_connection(conf, self.name, keyring, timeout)
+        self._connection = shared_connection(conf, self.name, keyring, timeout)
         self._ioctx: Any = None
         self._ioctx_generation, self._ioctx_pid = -1, os.getpid()
         self._lock = threading.Lock()
@@ -237,8 +142,8 @@ class RadosStore(StoreBase):
         with self._lock:
             if self._ioctx is None or self._ioctx_generation != generation:
                 if self._ioctx is not None and self._ioctx_pid != os.getpid():
-                    _inherited.append(self._ioctx)
-                rados = _import_rados()
+                    inherited_handles.append(self._ioctx)
+                rados = import_rados()
                 try:
                     self._ioctx = cluster.open_ioctx(self.pool)
                 except rados.ObjectNotFound:
@@ -253,7 +158,7 @@ class RadosStore(StoreBase):
 
     def _call(self, action: str, name: str | None, op: Callable[[Any], T]) -> T:
         """Run ``op(ioctx)``, turning librados errors into typed ones naming pool and object."""
-        rados = _import_rados()
+        rados = import_rados()
         ioctx, generation = self._io()
         try:
             return op(ioctx)
@@ -314,7 +219,7 @@ class RadosStore(StoreBase):
         if not exclusive:
             self._call("write", name, lambda io: io.write_full(name, data))
             return
-        rados = _import_rados()
+        rados = import_rados()
 
         def create(io: Any) -> None:
             op = io.create_write_op()
@@ -340,13 +245,47 @@ class RadosStore(StoreBase):
 
     def delete(self, name: str) -> None:
         validate_name(name)
-        rados = _import_rados()
+        rados = import_rados()
 
         def remove(io: Any) -> None:
             with contextlib.suppress(rados.ObjectNotFound):
                 io.remove_object(name)
 
         self._call("delete", name, remove)
+
+    def delete_if(self, name: str, expected: bytes) -> bool:
+        validate_name(name)
+        rados = import_rados()
+        expected = bytes(expected)
+
+        def remove_unchanged(_shared: Any) -> bool:
+            # A private io context: get_last_version() reports the last operation of the
+            # context, which other threads would move on the shared one.
+            cluster, _generation = self._connection.cluster()
+            io = cluster.open_ioctx(self.pool)
+            try:
+                try:
+                    if io.read(name, len(expected) + 1) != expected:
+                        return False
+                except rados.ObjectNotFound:
+                    return False
+                op = io.create_write_op()
+                try:
+                    op.assert_version(io.get_last_version())  # unchanged since that read
+                    op.remove()
+                    io.operate_write_op(op, name)
+                except rados.Error as exc:
+                    # ERANGE/EOVERFLOW: another version now; ENOENT: removed meanwhile
+                    if getattr(exc, "errno", None) in _CHANGED:
+                        return False
+                    raise
+                finally:
+                    io.release_write_op(op)
+                return True
+            finally:
+                io.close()
+
+        return self._call("delete", name, remove_unchanged)
 
     def get_meta(self, name: str) -> dict[str, bytes]:
         validate_name(name)
@@ -379,7 +318,7 @@ class RadosStore(StoreBase):
         the object therefore should return little output.
         """
         validate_name(name)
-        rados = _import_rados()
+        rados = import_rados()
         bound = output_bound or EXEC_OUTPUT_BOUND
         payload = bytes(payload)
         while True:
@@ -456,5 +395,5 @@ class RadosStore(StoreBase):
         """Drop this store's pool handle; the shared cluster handle stays for other stores."""
         with self._lock:
             if self._ioctx is not None and self._ioctx_pid != os.getpid():
-                _inherited.append(self._ioctx)
+                inherited_handles.append(self._ioctx)
             self._ioctx = None
