@@ -196,6 +196,8 @@ def column_stats(column: pa.ChunkedArray) -> dict[str, Any]:
     kind = values.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
         return stats
+    if pa.types.is_float16(kind):  # Arrow compute has no half-float kernels
+        return stats
     if len(values) - values.null_count == 0:
         return stats
     if pa.types.is_floating(kind) and pc.any(pc.is_nan(values)).as_py():

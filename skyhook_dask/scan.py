@@ -95,6 +95,10 @@ def _aggregate_rows(selected: pa.Table, aggregates: Sequence[Aggregate]) -> pa.T
     return pa.table(columns)
 
 
+def _is_wide_float(kind: pa.DataType) -> bool:
+    return pa.types.is_floating(kind) and not pa.types.is_float16(kind)
+
+
 def stat_table(table: pa.Table) -> pa.Table:
     """One row per column: name, Arrow type, null count, min and max of the (flattened) values."""
     rows: dict[str, list[object]] = {"column": [], "type": [], "nulls": [], "min": [], "max": []}
@@ -103,7 +107,8 @@ def stat_table(table: pa.Table) -> pa.Table:
         if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
             values = pc.list_flatten(column)
         low = high = None
-        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        # no min_max kernel for half floats (the C++ class skips them too)
+        if pa.types.is_integer(values.type) or _is_wide_float(values.type):
             extremes = pc.min_max(values)
             low, high = extremes["min"].as_py(), extremes["max"].as_py()
         rows["column"].append(field.name)

@@ -265,11 +265,30 @@ def _conform(table: pa.Table, record: dict[str, Any]) -> pa.Table:
             raise SchemaError(f"the table's {EVENT_ID} column is not integer: {exc}") from exc
     else:
         event_id = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    columns = [table.column(n) for n in data]
+    # Half floats become float32, as ROOT's Float16_t reads: Arrow compute cannot filter them.
+    columns = [_widen_half_floats(table.column(n)) for n in data]
     fields = [pa.field(EVENT_ID, pa.int64(), nullable=False)] + [
-        table.schema.field(n) for n in data
+        table.schema.field(n).with_type(c.type) for n, c in zip(data, columns, strict=True)
     ]
     return pa.Table.from_arrays([event_id, *columns], schema=pa.schema(fields))
+
+
+def _widen_half_floats(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    wide = _without_half_floats(column.type)
+    return column if wide == column.type else column.cast(wide)
+
+
+def _without_half_floats(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with float16, also as list elements, replaced by float32."""
+    if pa.types.is_float16(kind):
+        return pa.float32()
+    if pa.types.is_large_list(kind):
+        return pa.large_list(_without_half_floats(kind.value_type))
+    if pa.types.is_list(kind):
+        return pa.list_(_without_half_floats(kind.value_type))
+    if pa.types.is_fixed_size_list(kind):
+        return pa.list_(_without_half_floats(kind.value_type), kind.list_size)
+    return kind
 
 
 def _file_entry(

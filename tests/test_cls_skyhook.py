@@ -156,6 +156,27 @@ def test_stat_on_nanoaod(ioctx: object, nano: bytes, events: ak.Array) -> None:
     assert rows["nMuon"]["max"] == float(ak.max(events.nMuon))
 
 
+def _half_floats() -> pa.Table:
+    halves = np.array([1.5, -2.0, np.nan, 65504.0], dtype=np.float16)
+    return pa.table(
+        {
+            "event_id": pa.array(np.arange(4), pa.int64()),
+            "h": pa.array(halves),
+            "hs": pa.array([[h] for h in halves], pa.large_list(pa.float16())),
+        }
+    )
+
+
+@CEPH
+def test_stat_of_half_floats_has_no_bounds(ioctx: object) -> None:
+    """Arrow compute has no half-float min_max: both classes report the column without bounds."""
+    table = check(ioctx, write_object(_half_floats(), None), "stat", None)
+    assert table is not None
+    rows = {r["column"]: r for r in table.to_pylist()}
+    assert rows["h"]["min"] is rows["hs"]["max"] is None
+    assert rows["h"]["nulls"] == 0 and rows["event_id"]["max"] == 3.0
+
+
 @CEPH
 def test_every_column_and_no_predicate(ioctx: object, nano: bytes) -> None:
     table = check(ioctx, nano, "scan", ScanRequest(compression="lz4"))

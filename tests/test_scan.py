@@ -536,3 +536,14 @@ def test_not_an_object(obj: bytes) -> None:
         scan.execute(
             "scan", obj[: len(obj) // 2] + obj[-4096:], ScanRequest().encode(), name="ds/9"
         )
+
+
+def test_stat_of_half_floats_reports_no_bounds() -> None:
+    halves = pa.array(np.array([1.0, -3.5], dtype=np.float16))
+    table = pa.table({"h": halves, "hs": pa.array([[1.0], [2.0, None]], pa.list_(pa.float16()))})
+    stats = scan.stat_table(table).to_pylist()
+    assert [(s["column"], s["type"], s["min"], s["max"]) for s in stats] == [
+        ("h", "halffloat", None, None),
+        ("hs", "list<item: halffloat>", None, None),
+    ]
+    assert stats[1]["nulls"] == 0

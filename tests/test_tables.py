@@ -192,3 +192,18 @@ def test_failed_write_leaves_nothing(store: Any, monkeypatch: pytest.MonkeyPatch
     assert set(store.list(f"{SEED_NAME}/data/")) == set(kept)
     assert len(load_dataset(store, SEED_NAME).files) == 1
     assert not store.exists(f"{SEED_NAME}/manifest.lock")
+
+
+def test_half_floats_are_stored_as_float32(store: Any) -> None:
+    add_dataset_schema(store, '{"name": "half", "columns": ["h", "hs"]}', data_type="plain")
+    halves = np.array([0.5, -1.25, 2048.0, np.nan], dtype=np.float16)
+    table = pa.table(
+        {"h": pa.array(halves), "hs": pa.array([[h, h] for h in halves], pa.list_(pa.float16()))}
+    )
+    (name,) = write_arrow_table(store, table, "half")
+    back = read_objects(store, [name])
+    assert back.schema.field("h").type == pa.float32()
+    assert back.schema.field("hs").type == pa.list_(pa.float32())
+    np.testing.assert_array_equal(back.column("h").to_numpy(), halves.astype(np.float32))
+    (obj,) = load_dataset(store, "half").getFiles()[0].trees["table;1"].objects
+    assert obj.stats["h"] == {"nulls": 0}  # NaN: no bounds that hold every value
