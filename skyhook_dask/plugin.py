@@ -4,8 +4,9 @@ Task graphs carry a store URL (a short string), never a live connection. The plu
 once per client with :func:`register_store_plugin`, opens the store named by that URL when the
 worker starts (through :func:`skyhook_dask.backends.open_store`, the process-wide cache), hands
 the same connection to every task, reconnects once when an operation fails because the storage
-went away, and closes the connection when the worker shuts down. A restarted worker runs the
-plugin's ``setup`` again, so the connection comes back by itself.
+went away (within the same ``skyhook.retry-time`` budget), and closes the connection when the
+worker shuts down. A restarted worker runs the plugin's ``setup`` again, so the connection comes
+back by itself.
 
 Tasks call :func:`with_store` (or :func:`store_for`): on a worker with the plugin they use its
 connection; anywhere else (the threaded or synchronous scheduler, a worker without the plugin)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +30,7 @@ from .backends import ObjectStore, close_stores, normalize_url, open_store
 from .exceptions import StoreError, StoreUnavailableError
 from .execution import call_class
 from .protocol import ScanMetrics, decode_result
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from distributed import Client, Worker
@@ -120,12 +123,22 @@ class StorePlugin(WorkerPlugin):
         return self.store(key)
 
     def call(self, url: str, operation: Callable[[ObjectStore], T]) -> T:
-        """``operation(store)``, retried once on a fresh connection if the storage went away."""
+        """``operation(store)``, once more on a fresh connection if the storage went away.
+
+        Both attempts share one ``skyhook.retry-time`` budget (the operation's own retries
+        included), so a cluster that stays down is reported within it, not twice it.
+        """
+        budget = RetryPolicy.from_config().budget
+        started = time.monotonic()
         try:
             return operation(self.store(url))
         except StoreUnavailableError as exc:
+            left = budget - (time.monotonic() - started)
+            if left <= 0:
+                raise
             logger.warning("store %s failed (%s); reconnecting", url, exc)
-        return operation(self.reconnect(url))
+        with dask.config.set({"skyhook.retry-time": left}):
+            return operation(self.reconnect(url))
 
 
 def current_plugin() -> StorePlugin | None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dask
 import pytest
 from distributed import Client, LocalCluster, WorkerPlugin
 
@@ -165,4 +168,32 @@ def test_the_plugin_travels_without_its_connection(tmp_path: Path) -> None:
     copy = pickle.loads(pickle.dumps(plugin))
     assert copy.store_urls == plugin.store_urls
     assert copy.connections_opened == 0 and copy._stores == {}
+    backends.close_stores(tmp_path.as_uri())
+
+
+def _failing(seconds: float, calls: list[float]) -> Any:
+    """An operation that fails after ``seconds``, noting the retry budget it was given."""
+
+    def operation(store: object) -> bytes:
+        calls.append(float(dask.config.get("skyhook.retry-time")))
+        time.sleep(seconds)
+        raise StoreUnavailableError("the cluster did not answer")
+
+    return operation
+
+
+def test_reconnecting_shares_the_retry_budget(tmp_path: Path) -> None:
+    """A worker's reconnect gets what is left of skyhook.retry-time, and none once it is spent:
+    a cluster that stays down is reported within one budget, not two."""
+    plugin = StorePlugin([tmp_path.as_uri()])
+    calls: list[float] = []
+    with dask.config.set({"skyhook.retry-time": 1.0}):
+        with pytest.raises(StoreUnavailableError):
+            plugin.call(tmp_path.as_uri(), _failing(0.3, calls))
+        assert calls[0] == 1.0 and 0.5 < calls[1] <= 0.7  # the second attempt: what was left
+        calls.clear()
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            plugin.call(tmp_path.as_uri(), _failing(1.1, calls))
+        assert calls == [1.0] and time.monotonic() - began < 1.5  # spent: no reconnect
     backends.close_stores(tmp_path.as_uri())
