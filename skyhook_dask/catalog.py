@@ -168,12 +168,14 @@ class File:
         self.url: str | None = entry.get("url")
         self.size: int | None = entry.get("size")
         self.ingest_id: str = entry.get("ingest_id", "")
+        self.uuid: str | None = entry.get("uuid")  # the ROOT file's UUID (None for tables)
         self.trees: dict[str, TreeInfo] = {
             t["key"]: TreeInfo.from_json(t) for t in entry.get("trees", [])
         }
 
     def getAttributes(self) -> dict[str, Any]:
-        """name, url, size, access_time, modification_time, file_no, ingest_id, stored_size."""
+        """name, url, size, access_time, modification_time, file_no, ingest_id, stored_size,
+        uuid."""
         return {
             "name": self.name,
             "url": self.url,
@@ -183,6 +185,7 @@ class File:
             "file_no": self.file_no,
             "ingest_id": self.ingest_id,
             "stored_size": self.stored_size,
+            "uuid": self.uuid,
         }
 
     def getRoot(self) -> RootNode:

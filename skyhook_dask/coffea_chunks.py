@@ -68,6 +68,7 @@ class SkyhookWorkItem:
     schema_key: str
     preselect: Expr | None = None
     usermeta: dict[str, Any] | None = field(default=None, compare=False)
+    root_uuid: str = ""  # the ingested ROOT file's UUID, as coffea's metadata["fileuuid"]
 
     def __len__(self) -> int:
         return self.entrystop - self.entrystart
@@ -199,6 +200,7 @@ def work_items(
                 "schema_key": key,
                 "preselect": predicate,
                 "usermeta": entry.metadata or None,
+                "root_uuid": file.uuid or "",
             }
             if first_empty is None:
                 first_empty = SkyhookWorkItem(
@@ -331,7 +333,7 @@ class ChunkProcessor:
             "treename": item.treename,
             "entrystart": item.entrystart,
             "entrystop": item.entrystop,
-            "fileuuid": "",  # ROOT file UUIDs are not kept at ingest
+            "fileuuid": item.root_uuid,
             **(item.usermeta or {}),
         }
         uuid = f"{item.object_name or 'empty'}:{item.entrystart}-{item.entrystop}"

@@ -157,6 +157,8 @@ def ingest_file(
     url = os.fspath(url)
     entry: FileEntry = {"file_no": file_no, **source_attributes(url), "ingest_id": ingest_id}
     with open_root(url) as directory:
+        uuid = getattr(getattr(directory, "file", None), "uuid", None)
+        entry["uuid"] = str(uuid) if uuid is not None else None  # the TFile's own UUID
         try:
             entry["root"], handles = walk_file(directory, entry["name"])
         except Exception as exc:

@@ -22,6 +22,7 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
       access_time        source atime, seconds since the epoch (null if unknown)
       modification_time  source mtime, seconds since the epoch (null if unknown)
       ingest_id          the ingest that wrote this file's objects
+      uuid               the ROOT file's UUID (null for written tables)
       root               the file's logical layout: nested nodes, each
                          {"name", "classtype", "datatype", "children"} where classtype is
                          "TDirectory", "TTree", "TBranch" (or the ROOT class of another object)

@@ -65,6 +65,8 @@ def test_file_attributes(catalog: tuple[Any, Dataset]) -> None:
         assert attributes["size"] == st.st_size and attributes["file_no"] == number
         assert attributes["modification_time"] == st.st_mtime
         assert attributes["stored_size"] == sum(t.size for t in file.trees.values()) > 0
+        with uproot.open(path) as root:
+            assert attributes["uuid"] == str(root.file.uuid)
 
 
 def test_trees_hold_schema_and_objects(catalog: tuple[Any, Dataset]) -> None:

@@ -255,10 +255,11 @@ def test_metadata_as_coffea_sets_it(local_store: tuple[str, str]) -> None:
     )
     assert output["chunks"] == {(LABEL, f, "Events", a, b) for f, a, b in objects_of(url, name)}
     assert {chunk[1] for chunk in output["chunks"]} == set(SAMPLES)  # filename as given
-    coffea_keys = set(runner_output(chunk_metadata, {LABEL: SAMPLES[:1]})["meta"][0])
+    coffea_meta = runner_output(chunk_metadata, {LABEL: SAMPLES})["meta"]
+    uuid_of = {m["filename"]: m["fileuuid"] for m in coffea_meta}  # coffea's, from ROOT
     for meta in output["meta"]:
-        assert coffea_keys <= set(meta)
-        assert meta["era"] == "2018" and meta["fileuuid"] == ""
+        assert set(coffea_meta[0]) <= set(meta)
+        assert meta["era"] == "2018" and meta["fileuuid"] == uuid_of[meta["filename"]] != ""
     assert output["events"] == sum(b - a for _, a, b in objects_of(url, name))
     # Metadata only: no column was fetched, nothing was asked of the storage.
     assert report.columns == {} and report.calls == 0 and report.bytes_returned == 0
