@@ -354,14 +354,15 @@ def test_corrupt_objects_never_crash_the_osd(ioctx: object, osd_pid: int) -> Non
     results = {"ok": 0, "error": 0}
     for _ in range(150):
         name = put(ioctx, corrupted(good, rng))
-        got = call_class(ioctx, name, "scan", payload)
+        for method, request in (("scan", payload), ("stat", b"")):
+            got = call_class(ioctx, name, method, request)
+            if isinstance(got, int):
+                assert got in (errno.EIO, errno.EDOM, errno.ENODATA), (method, got)
+                results["error"] += 1
+            else:
+                decode_result(got)  # whatever came back is a readable stream
+                results["ok"] += 1
         ioctx.remove_object(name)  # type: ignore[attr-defined]
-        if isinstance(got, int):
-            assert got in (errno.EIO, errno.EDOM, errno.ENODATA), got
-            results["error"] += 1
-        else:
-            decode_result(got)  # whatever came back is a readable stream
-            results["ok"] += 1
     assert_alive(osd_pid)
     assert results["error"] > 0
 
