@@ -1,15 +1,19 @@
 """An ingest killed at any point leaves its dataset complete or absent, and rerunning it
 completes and leaves no garbage; a rerun ingest task accepts its own objects; the lock of
-a killed writer is taken over at once, while a live holder's lock holds.
+a killed writer is taken over at once, while a live holder's lock holds, and writers racing to
+take over a stale lock hold it one at a time.
 
 Soak variants are marked ``slow``; reliability_support.py says how to run them.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import random
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -217,3 +221,36 @@ def test_lock_of_a_killed_writer_is_taken_over_at_once(tmp_path: Path) -> None:
     with dataset_lock(store, "held", timeout=5):
         assert time.monotonic() - started < 1
     close_stores(url)
+
+
+def _hold_in_turn(store: Any, dataset: str, writers: int) -> list[tuple[float, float]]:
+    """``writers`` threads take ``dataset``'s lock at once; the times each held it."""
+    barrier = threading.Barrier(writers)
+    held: list[tuple[float, float]] = []
+
+    def writer() -> None:
+        barrier.wait()
+        with dataset_lock(store, dataset, timeout=60):
+            began = time.monotonic()
+            time.sleep(0.02)
+            held.append((began, time.monotonic()))
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return held
+
+
+def test_writers_taking_over_a_stale_lock_hold_it_one_at_a_time(store: Any, prefix: str) -> None:
+    """All writers find a dead writer's lock and break it at once: still, one holder at a time
+    (taking over is one atomic compare-and-delete), and the last one out leaves no lock."""
+    dataset = f"{prefix}-stale"
+    for round_ in range(3):
+        dead = {"token": f"dead-{round_}", "time": 0.0, "host": "gone", "pid": 1}
+        store.write(mf.lock_name(dataset), json.dumps(dead).encode())
+        held = sorted(_hold_in_turn(store, dataset, writers=6))
+        assert len(held) == 6
+        assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(held)), held
+        assert not store.exists(mf.lock_name(dataset))
