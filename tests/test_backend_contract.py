@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -30,6 +31,15 @@ def test_write_then_read_whole_and_ranges(store: ObjectStore, prefix: str) -> No
     assert store.read(f"{prefix}/a", 10_000) == data[10_000:]
     assert store.read(f"{prefix}/a", len(data) - 5, 100) == data[-5:]  # short read at the end
     assert store.stat(f"{prefix}/a").size == len(data)
+
+
+@pytest.mark.parametrize("size", [(1 << 20) - 1, 1 << 20, 3 << 20])
+def test_whole_reads_of_large_objects(store: ObjectStore, prefix: str, size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    store.write(f"{prefix}/big", data)
+    assert store.read(f"{prefix}/big") == data
+    assert store.read(f"{prefix}/big", size // 3) == data[size // 3 :]
+    assert store.read(f"{prefix}/big", size + 10) == b""
 
 
 def test_write_replaces_atomically(store: ObjectStore, prefix: str) -> None:

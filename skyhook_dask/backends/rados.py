@@ -48,6 +48,7 @@ from .rados_connection import import_rados, inherited_handles, shared_connection
 
 EXEC_OUTPUT_BOUND = 64 * 1024**2  # first output buffer of a class call; doubled on ERANGE
 EXEC_OUTPUT_CAP = 1024**3
+SMALL_READ = 1024**2  # an object shorter than this is read whole without a stat first
 # An xattr nobody sets: removing it fails with ENOENT on a missing object and does nothing
 # otherwise, which makes "only if the object exists" atomic within one write operation.
 _EXISTS_GUARD = "skyhook.exists-guard"
@@ -205,6 +206,10 @@ class RadosStore(StoreBase):
             return b""
         if length is not None:
             return self._call("read", name, lambda io: io.read(name, length, offset))
+        # Small objects (manifests, locks) in one round trip; larger ones sized by a stat.
+        data = self._call("read", name, lambda io: io.read(name, SMALL_READ, offset))
+        if len(data) < SMALL_READ:
+            return data
         while True:
             size, _ = self._call("read", name, lambda io: io.stat(name))
             want = max(size - offset, 0) + 1
