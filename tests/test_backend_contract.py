@@ -8,15 +8,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from skyhook_dask import scan
 from skyhook_dask.backends import ObjectStore
 from skyhook_dask.exceptions import (
     ClassNotAvailableError,
     InvalidNameError,
     ObjectExistsError,
     ObjectNotFoundError,
+    ProtocolError,
+    QueryTypeError,
+    SkyhookError,
+    UnknownColumnError,
 )
+from skyhook_dask.expr import Call, Column, Literal
 from skyhook_dask.objects import write_object
-from skyhook_dask.protocol import decode_result
+from skyhook_dask.protocol import ScanRequest, decode_result
 
 
 def test_is_an_object_store(store: ObjectStore) -> None:
@@ -187,3 +193,28 @@ def test_exec_unknown_method(store: ObjectStore, prefix: str) -> None:
     store.write(f"{prefix}/obj", b"x")
     with pytest.raises(ClassNotAvailableError):
         store.exec(f"{prefix}/obj", "skyhook", "no_such_method", b"")
+
+
+REFUSED = {
+    "unknown column": (ScanRequest(("x", "nope")).encode(), UnknownColumnError),
+    "mistyped comparison": (
+        ScanRequest((), Call("greater", (Column("s"), Literal(1.0, "double")))).encode(),
+        QueryTypeError,
+    ),
+    "malformed request": (b"SKYQ\x00 not a request", ProtocolError),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_refused_calls_give_the_reason(store: ObjectStore, prefix: str, case: str) -> None:
+    """Every backend raises the reference class's own error for a request it refuses --
+    on Ceph too, where the OSD returns only an errno."""
+    payload, kind = REFUSED[case]
+    data = write_object(pa.table({"event_id": pa.array([0, 1], pa.int64()), "s": ["a", "b"]}))
+    store.write(f"{prefix}/obj", data)
+    with pytest.raises(SkyhookError) as reference:
+        scan.execute("scan", data, payload, name=f"{prefix}/obj")
+    with pytest.raises(kind) as raised:
+        store.exec(f"{prefix}/obj", "skyhook", "scan", payload)
+    assert type(raised.value) is type(reference.value)
+    assert str(raised.value) == str(reference.value)

@@ -30,21 +30,18 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..exceptions import (
-    ClassNotAvailableError,
-    ObjectExistsError,
-    ObjectFormatError,
-    ObjectNotFoundError,
     ProtocolError,
     QueryError,
-    QueryTypeError,
     SkyhookError,
     StoreError,
-    StorePermissionError,
     StoreUnavailableError,
     StoreURLError,
 )
+from ..protocol import CLASS_NAME
 from .base import ObjectInfo, StoreBase, validate_name
 from .rados_connection import import_rados, inherited_handles, shared_connection
+from .rados_errors import class_call_error, operation_error
+from .reference_class import explain_rejection
 
 EXEC_OUTPUT_BOUND = 64 * 1024**2  # first output buffer of a class call; doubled on ERANGE
 EXEC_OUTPUT_CAP = 1024**3
@@ -54,15 +51,6 @@ SMALL_READ = 1024**2  # an object shorter than this is read whole without a stat
 _EXISTS_GUARD = "skyhook.exists-guard"
 _CHANGED = {errno.ERANGE, errno.EOVERFLOW, errno.ENOENT}  # a version assertion that failed
 _URL_KEYS = {"conf", "name", "keyring", "timeout"}
-_UNAVAILABLE = {
-    errno.ETIMEDOUT,
-    errno.EINTR,
-    errno.ESHUTDOWN,
-    errno.ENOTCONN,
-    errno.ECONNREFUSED,
-    errno.EHOSTUNREACH,
-    errno.ENETUNREACH,
-}
 
 T = TypeVar("T")
 
@@ -135,9 +123,6 @@ class RadosStore(StoreBase):
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _where(self) -> str:
-        return f"RADOS pool {self.pool!r}"
-
     def _io(self) -> tuple[Any, int]:
         cluster, generation = self._connection.cluster()
         with self._lock:
@@ -169,31 +154,10 @@ class RadosStore(StoreBase):
     def _translate(
         self, exc: Exception, action: str, name: str | None, generation: int
     ) -> SkyhookError:
-        code = getattr(exc, "errno", None)
-        what = f"object {name!r} in pool {self.pool!r}" if name else f"pool {self.pool!r}"
-        if code == errno.ENOENT and name:
-            return ObjectNotFoundError(self._where(), name)
-        if code == errno.EEXIST and name:
-            return ObjectExistsError(self._where(), name)
-        if code in (errno.EPERM, errno.EACCES):
-            return StorePermissionError(
-                f"{self.name} may not {action} {what} (errno {code}); its OSD caps must "
-                f"allow this, e.g. osd 'allow rwx pool={self.pool}'"
-            )
-        if code in _UNAVAILABLE or action == "open":
-            self._connection.reset(generation)
-            return StoreUnavailableError(
-                f"cannot {action} {what}: the cluster did not answer {self.name} within "
-                f"{self.timeout:g} s ({exc})"
-            )
-        if code in (errno.E2BIG, errno.EFBIG, errno.EMSGSIZE):
-            return StoreError(
-                f"cannot {action} {what}: larger than the cluster allows "
-                f"(osd_max_write_size / osd_max_object_size): {exc}"
-            )
-        if code == errno.ENOSPC:
-            return StoreError(f"cannot {action} {what}: the pool is full")
-        return StoreError(f"cannot {action} {what}: {exc}")
+        error = operation_error(exc, action, name, self.name, self.pool, self.timeout)
+        if isinstance(error, StoreUnavailableError):
+            self._connection.reset(generation)  # the handle may be unusable: open a fresh one
+        return error
 
     # --- the ObjectStore protocol ------------------------------------------------------------
 
@@ -336,40 +300,26 @@ class RadosStore(StoreBase):
                 if code == errno.ERANGE and bound < EXEC_OUTPUT_CAP:
                     bound = min(bound * 2, EXEC_OUTPUT_CAP)
                     continue
-                raise self._translate_exec(exc, name, cls, method, bound, generation) from exc
+                error = class_call_error(exc, cls, method, name, bound, self.name, self.pool)
+                if error is None:
+                    raise self._translate(exc, f"call {cls}.{method} on", name, generation) from exc
+                if isinstance(error, ProtocolError | QueryError) and cls == CLASS_NAME:
+                    raise self._explained(name, method, payload, error) from exc
+                raise error from exc
 
-    def _translate_exec(
-        self, exc: Exception, name: str, cls: str, method: str, bound: int, generation: int
-    ) -> SkyhookError:
-        code = getattr(exc, "errno", None)
-        call = f"{cls}.{method} on object {name!r} in pool {self.pool!r}"
-        if code == errno.EOPNOTSUPP:
-            return ClassNotAvailableError(
-                f"cannot call {call}: the OSD has no object class {cls!r} with a method "
-                f"{method!r} (is libcls_{cls}.so in its `osd class dir` and allowed by "
-                "`osd class load list`?)"
+    def _explained(self, name: str, method: str, payload: bytes, error: SkyhookError) -> Exception:
+        """The reference class's reason for a refusal the OSD reported only as an errno."""
+        try:
+            size = self.stat(name).size
+            reason = explain_rejection(
+                method, payload, lambda offset, length: self.read(name, offset, length), size, name
             )
-        if code == errno.EINVAL:
-            return ProtocolError(
-                f"{call} rejected its request as invalid (EINVAL); the OSD log has the reason"
-            )
-        if code == errno.ENODATA:
-            return QueryError(f"{call}: a requested column is not in the object (ENODATA)")
-        if code == errno.EDOM:
-            return QueryTypeError(
-                f"{call}: the query does not fit the object's column types (EDOM); "
-                "the OSD log has the reason"
-            )
-        if code == errno.EIO:
-            return ObjectFormatError(f"{call}: the object is unreadable or corrupt (EIO)")
-        if code == errno.ERANGE:
-            return StoreError(f"{call} returned more than {bound} bytes")
-        if code in (errno.EPERM, errno.EACCES):
-            return StorePermissionError(
-                f"{self.name} may not call {call} (errno {code}); class calls need osd caps "
-                f"'allow rwx pool={self.pool}' or 'allow rw class-read class-write'"
-            )
-        return self._translate(exc, f"call {cls}.{method} on", name, generation)
+        except SkyhookError:
+            return error
+        if reason is None:
+            return error
+        reason.add_note(str(error))  # which call, and the errno the OSD returned
+        return reason
 
     def exec_many(
         self,

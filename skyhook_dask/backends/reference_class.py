@@ -1,10 +1,15 @@
-"""Object classes for backends that have no OSD: the Python reference implementation."""
+"""Object classes for backends that have no OSD: the Python reference implementation.
+
+It also explains the C++ class's refusals: librados hands back only an errno when a class call
+fails, so the RADOS backend asks the reference for the reason (:func:`explain_rejection`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..exceptions import ClassNotAvailableError
+from ..exceptions import ClassNotAvailableError, SkyhookError
 from ..protocol import CLASS_NAME
 
 METHODS = ("scan", "aggregate", "stat")
@@ -22,3 +27,29 @@ def run_reference_class(
     from ..scan import execute
 
     return execute(method, source, payload, object_size=size, name=name)
+
+
+def explain_rejection(
+    method: str, payload: bytes, read_range: Callable[[int, int], bytes], size: int, name: str
+) -> SkyhookError | None:
+    """The reference's error for a request the C++ class refused, or None if it finds none.
+
+    The request runs on a row-less copy of the object (its schema, from the footer: a few
+    KiB read), which finds every reason that lies in the request or the columns' types --
+    malformed request, unknown column, mistyped comparison -- the same error every backend
+    raises. Reasons in the values themselves (a corrupt buffer) are not found.
+    """
+    from ..objects import RangeFile, open_object, write_object
+    from ..scan import execute
+
+    try:
+        empty = write_object(open_object(RangeFile(read_range, size), name).schema.empty_table())
+    except Exception:  # an unreadable footer: the OSD's own errno says as much
+        return None
+    try:
+        execute(method, empty, payload, name=name)
+    except SkyhookError as reason:
+        return reason
+    except Exception:  # the request broke the reference differently: no reason to give
+        return None
+    return None
