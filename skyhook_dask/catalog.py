@@ -52,7 +52,7 @@ class ObjectEntry:
 
 @dataclass
 class TreeInfo:
-    """A TTree as stored: its key (``"Events;1"``), entries, Arrow schema and objects."""
+    """A TTree or RNTuple as stored: its key (``"Events;1"``), entries, Arrow schema and objects."""
 
     key: str
     name: str
@@ -90,7 +90,8 @@ class TreeInfo:
 
 
 class RootNode:
-    """A node of a file's logical layout: a TDirectory, TTree or TBranch (or another object)."""
+    """A node of a file's logical layout: a TDirectory, a TTree of TBranches, an RNTuple of
+    RFields (or another object)."""
 
     def __init__(self, info: dict[str, Any], parent: RootNode | None = None) -> None:
         self._info = info
@@ -143,7 +144,7 @@ class RootNode:
 
     @property
     def key(self) -> str | None:
-        """For a TTree, its key in :attr:`File.trees`."""
+        """For a TTree or RNTuple, its key in :attr:`File.trees`."""
         return self._info.get("key")
 
     def walk(self) -> Iterator[RootNode]:

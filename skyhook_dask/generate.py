@@ -6,8 +6,9 @@ jagged ``Muon_*``, ``Electron_*`` and ``Jet_*`` collections with their ``nMuon``
 ``nJet`` counters and Poisson multiplicities; plus a one-entry ``Runs`` tree. Events are made
 and written in chunks of ``events_per_basket``, so memory stays bounded for any ``n_events``.
 The same arguments always give the same values (each chunk has its own seeded generator).
+``rntuple=True`` writes the same columns, values and order as RNTuples instead of TTrees.
 
-Command line: ``python -m skyhook_dask.generate out.root --events 100000 --seed 1``.
+Command line: ``python -m skyhook_dask.generate out.root --events 100000 --seed 1 [--rntuple]``.
 """
 
 from __future__ import annotations
@@ -153,6 +154,21 @@ def make_events(seed: int, chunk: int, first_event: int, n: int, n_extra: int) -
     return data
 
 
+def _as_fields(data: dict[str, Any], types: dict[str, Any]) -> ak.Array:
+    """``data`` as the TTree writes it, for an RNTuple: each collection becomes its counter
+    ``nX`` (int32) and one ``X_member`` list per member, in the TTree's branch order."""
+    flat: dict[str, Any] = {}
+    for key, kind in types.items():
+        if not isinstance(kind, str):
+            flat[key] = data[key]
+            continue
+        collection = data[key]
+        flat[f"n{key}"] = ak.num(collection).to_numpy().astype(np.int32)
+        for member in ak.types.from_datashape(kind, highlevel=False).content.fields:
+            flat[f"{key}_{member}"] = collection[member]
+    return ak.zip(flat, depth_limit=1)
+
+
 def generate_nanoaod(
     path: str | os.PathLike[str],
     n_events: int,
@@ -161,6 +177,7 @@ def generate_nanoaod(
     n_extra_branches: int = 50,
     compression: str | None = "zstd",
     events_per_basket: int = 50_000,
+    rntuple: bool = False,
 ) -> Path:
     """Write a NanoAOD-like file; returns its path. 50 extra branches give 108 in all."""
     if n_events < 0 or events_per_basket < 1 or n_extra_branches < 0:
@@ -169,26 +186,32 @@ def generate_nanoaod(
     if compression not in codecs:
         raise ValueError(f"compression must be one of {sorted(map(str, codecs))}")
     path = Path(path)
+    types = _types(n_extra_branches)
     with uproot.recreate(path, compression=codecs[compression]) as out:
-        events = out.mktree("Events", _types(n_extra_branches), title="Events")
+        events: Any = None if rntuple else out.mktree("Events", types, title="Events")
         sum_weights = 0.0
-        for chunk, first in enumerate(range(0, n_events, events_per_basket)):
+        starts = range(0, n_events, events_per_basket)
+        if rntuple and not starts:
+            starts = range(1)  # an RNTuple takes its fields from data: one empty chunk
+        for chunk, first in enumerate(starts):
             n = min(events_per_basket, n_events - first)
             data = make_events(seed, chunk, first, n, n_extra_branches)
             sum_weights += float(np.sum(data["genWeight"], dtype=np.float64))
-            events.extend(data)
-        runs = out.mktree(
-            "Runs",
-            {"run": np.uint32, "genEventCount": np.int64, "genEventSumw": np.float64},
-            title="Runs",
-        )
-        runs.extend(
-            {
-                "run": np.array([RUN], dtype=np.uint32),
-                "genEventCount": np.array([n_events], dtype=np.int64),
-                "genEventSumw": np.array([sum_weights]),
-            }
-        )
+            if not rntuple:
+                events.extend(data)
+            elif events is None:
+                events = out.mkrntuple("Events", _as_fields(data, types))
+            else:
+                events.extend(_as_fields(data, types))
+        runs = {
+            "run": np.array([RUN], dtype=np.uint32),
+            "genEventCount": np.array([n_events], dtype=np.int64),
+            "genEventSumw": np.array([sum_weights]),
+        }
+        if rntuple:
+            out.mkrntuple("Runs", ak.zip(runs))
+        else:
+            out.mktree("Runs", {k: v.dtype for k, v in runs.items()}, title="Runs").extend(runs)
     return path
 
 
@@ -199,6 +222,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--extra-branches", type=int, default=50, help="filler flat branches")
     parser.add_argument("--compression", choices=["zstd", "zlib", "lz4", "none"], default="zstd")
+    parser.add_argument("--rntuple", action="store_true", help="write RNTuples, not TTrees")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_extra_branches=args.extra_branches,
         compression=None if args.compression == "none" else args.compression,
+        rntuple=args.rntuple,
     )
     print(f"wrote {args.events} events to {out}")
     return 0

@@ -25,7 +25,8 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
       uuid               the ROOT file's UUID (null for written tables)
       root               the file's logical layout: nested nodes, each
                          {"name", "classtype", "datatype", "children"} where classtype is
-                         "TDirectory", "TTree", "TBranch" (or the ROOT class of another object)
+                         "TDirectory", "TTree", "TBranch", "RNTuple", "RField" (or the ROOT
+                         class of another object)
                          and datatype the ROOT type name of a branch (uproot's typename, e.g.
                          "float[]"), else null. Branch nodes add "column" (Arrow column name,
                          null when skipped), "arrow_type" and, when skipped, "skipped" (reason);

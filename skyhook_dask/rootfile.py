@@ -1,13 +1,15 @@
 """Reading ROOT files for ingestion: open a source, walk its layout, read trees as Arrow.
 
 Sources are local paths, ``file://`` URLs and anything uproot reads remotely (``http(s)://``
-through fsspec, ``root://`` with XRootD). Every TTree of every TDirectory is found. Branches that
-uproot cannot interpret, cannot read, or whose arrays awkward cannot convert to Arrow are
-skipped with a reason (and a :class:`SkippedBranchWarning`), never a crash.
+through fsspec, ``root://`` with XRootD). Every TTree and RNTuple of every TDirectory is found
+(both are "trees" below). Branches (RNTuple fields) that uproot cannot interpret, cannot read,
+or whose arrays awkward cannot convert to Arrow are skipped with a reason (and a
+:class:`SkippedBranchWarning`), never a crash.
 
-Column names are uproot's full branch paths (``"Muon_pt"``, ``"parent/child"`` for sub-branches);
-only leaf branches become columns, since a parent's data lives in its sub-branches. Jagged
-branches become ``large_list<...>`` columns (awkward's 64-bit offsets are kept as they are).
+Column names are uproot's full paths (``"Muon_pt"``; ``"parent/child"`` for TTree sub-branches,
+``"record.member"`` for RNTuple sub-fields); only leaves become columns, since a parent's data
+lives in its children. Jagged branches become ``large_list<...>`` columns (awkward's 64-bit
+offsets are kept as they are).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .exceptions import IngestError
 from .objects import EVENT_ID
 
 TREE_CLASSES = frozenset({"TTree", "TNtuple", "TNtupleD"})
+RNTUPLE_CLASSES = frozenset({"ROOT::RNTuple", "ROOT::Experimental::RNTuple"})
 DIRECTORY_CLASSES = frozenset({"TDirectory", "TDirectoryFile"})
 EVENT_ID_FIELD = pa.field(EVENT_ID, pa.int64(), nullable=False)
 
@@ -130,6 +133,9 @@ class TreeHandle:
         return spec in (self.key, self.path, self.name, self.key.rsplit(";", 1)[0])
 
 
+_TREE_KIND = dict.fromkeys(TREE_CLASSES, "TTree")
+
+
 def _node(name: str, classtype: str, datatype: str | None = None) -> dict[str, Any]:
     return {"name": name, "classtype": classtype, "datatype": datatype, "children": []}
 
@@ -141,12 +147,32 @@ def _typename(branch: Any) -> str:
         return "unknown"
 
 
+def _is_rntuple(tree: Any) -> bool:
+    return getattr(tree, "classname", "") in RNTUPLE_CLASSES
+
+
+def _children(item: Any) -> list[Any]:
+    """A TTree's or TBranch's branches; an RNTuple's or RField's sub-fields."""
+    branches = getattr(item, "branches", None)
+    return list(branches if branches is not None else getattr(item, "fields", ()))
+
+
 def _branch_node(branch: Any, path: str, nodes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    node = _node(branch.name, "TBranch", _typename(branch))
+    is_field = not hasattr(branch, "branches")
+    node = _node(branch.name, "RField" if is_field else "TBranch", _typename(branch))
     nodes[path] = node
-    for sub in branch.branches:
-        node["children"].append(_branch_node(sub, f"{path}/{sub.name}", nodes))
+    separator = "." if is_field else "/"
+    for sub in _children(branch):
+        node["children"].append(_branch_node(sub, f"{path}{separator}{sub.name}", nodes))
     return node
+
+
+def _leaves(tree: Any) -> list[tuple[str, Any]]:
+    """(full path, branch or field) of every leaf: the future columns."""
+    if _is_rntuple(tree):
+        return [(path, f) for path, f in tree.iteritems(recursive=True) if not f.fields]
+    items = tree.iteritems(recursive=True, full_paths=True)
+    return [(path, b) for path, b in items if len(b.branches) == 0]
 
 
 def _highest_cycles(directory: Any) -> list[tuple[str, int, str, str]]:
@@ -170,9 +196,10 @@ def walk_file(directory: Any, file_name: str) -> tuple[dict[str, Any], list[Tree
 
 def _walk(directory: Any, node: dict[str, Any], prefix: str, trees: list[TreeHandle]) -> None:
     for name, cycle, key, classname in _highest_cycles(directory):
-        child = _node(name, "TTree" if classname in TREE_CLASSES else classname)
+        is_rntuple = classname in RNTUPLE_CLASSES
+        child = _node(name, "RNTuple" if is_rntuple else _TREE_KIND.get(classname, classname))
         node["children"].append(child)
-        if classname not in TREE_CLASSES and classname not in DIRECTORY_CLASSES:
+        if not (classname in TREE_CLASSES or is_rntuple or classname in DIRECTORY_CLASSES):
             continue
         try:
             item = directory[key]
@@ -190,7 +217,7 @@ def _walk(directory: Any, node: dict[str, Any], prefix: str, trees: list[TreeHan
             continue
         child.update(key=f"{prefix}{name};{cycle}", entries=int(item.num_entries))
         handle = TreeHandle(child["key"], name, cycle, prefix + name, item, child)
-        for branch in item.branches:
+        for branch in _children(item):
             child["children"].append(_branch_node(branch, branch.name, handle.branch_nodes))
         trees.append(handle)
 
@@ -202,6 +229,8 @@ def _unusable(path: str, branch: Any) -> str | None:
     """Why a branch cannot become a column (before reading any data), or None."""
     if path == EVENT_ID:
         return f"its name collides with the {EVENT_ID} column"
+    if not hasattr(branch, "interpretation"):
+        return None  # an RNTuple field: its type is checked when it is read
     try:
         interpretation = branch.interpretation
     except Exception as exc:
@@ -228,9 +257,7 @@ class TreeReader:
         self.columns: list[str] = []
         self.skipped: list[dict[str, str]] = []
         self.schema: pa.Schema | None = None
-        for path, branch in tree.iteritems(recursive=True, full_paths=True):
-            if len(branch.branches) > 0:
-                continue  # its data is in its sub-branches
+        for path, branch in _leaves(tree):
             reason = _unusable(path, branch)
             if reason:
                 self._skip(path, branch, reason)
@@ -251,9 +278,17 @@ class TreeReader:
             self._skip(path, self.tree[path], reason)
         self.columns = [c for c in self.columns if c not in bad]
 
+    def _arrays(self, start: int, stop: int) -> ak.Array:
+        """The columns' arrays as one record array, a field per column path."""
+        if not _is_rntuple(self.tree):
+            return self.tree.arrays(self.columns, entry_start=start, entry_stop=stop)
+        # RNTuple.arrays nests "record.member" paths inside records: read leaves one by one.
+        read = {c: self.tree[c].array(entry_start=start, entry_stop=stop) for c in self.columns}
+        return ak.zip(read, depth_limit=1) if read else ak.Array([{}] * (stop - start))
+
     def _read_arrays(self, start: int, stop: int) -> ak.Array:
         try:
-            return self.tree.arrays(self.columns, entry_start=start, entry_stop=stop)
+            return self._arrays(start, stop)
         except Exception as exc:
             if self.schema is not None:
                 raise IngestError(
@@ -267,7 +302,7 @@ class TreeReader:
             except Exception as exc:
                 bad[path] = f"uproot cannot read it: {type(exc).__name__}: {exc}"
         self._drop(bad)
-        return self.tree.arrays(self.columns, entry_start=start, entry_stop=stop)
+        return self._arrays(start, stop)
 
     def _to_arrow(self, arrays: ak.Array) -> pa.Table:
         try:
