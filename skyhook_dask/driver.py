@@ -34,7 +34,7 @@ from .planning import to_request
 from .plugin import register_store_plugin, scan_object, with_store
 from .protocol import ScanMetrics
 from .query import Query, parse_query
-from .querying import QueryResult, plan_file
+from .querying import QueryResult, object_payloads, plan_file
 from .writer import discard_objects
 
 __all__ = [
@@ -206,9 +206,9 @@ def query_files_dask(
     futures: list[list[Future]] = []
     n = 0
     for plan, request in zip(plans, requests, strict=True):
-        payload = request.encode()
         row = []
-        for obj in plan.objects:
+        payloads = object_payloads(request, [o.stats for o in plan.objects])
+        for obj, payload in zip(plan.objects, payloads, strict=True):
             row.append(client.submit(scan_object, store_url, obj.name, payload, key=(prefix, n)))
             n += 1
         futures.append(row)

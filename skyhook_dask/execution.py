@@ -17,8 +17,15 @@ import pyarrow.compute as pc
 from . import config
 from .backends import ObjectStore, open_store
 from .exceptions import ClassNotAvailableError
-from .objects import RangeFile
-from .protocol import CLASS_NAME, Aggregate, ScanMetrics, ScanRequest, decode_result
+from .objects import RangeFile, read_columns
+from .protocol import (
+    CLASS_NAME,
+    COMPRESSION_CODES,
+    Aggregate,
+    ScanMetrics,
+    ScanRequest,
+    decode_result,
+)
 from .retry import call_with_retries
 
 _fallback_warned: set[str] = set()
@@ -61,9 +68,25 @@ def _call_class_once(store: ObjectStore, name: str, method: str, payload: bytes)
     return execute(method, source, payload, object_size=size, name=name)
 
 
+# Requests for every row and every column, whatever the result compression.
+_EVERYTHING = frozenset(ScanRequest(compression=c).encode() for c in COMPRESSION_CODES)
+
+
+def scan(store: ObjectStore, name: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
+    """``skyhook.scan`` on one object. A request for every row and column reads the object
+    itself instead: the storage then neither decodes nor re-encodes it."""
+    if payload not in _EVERYTHING:
+        return decode_result(call_class(store, name, "scan", payload))
+    data = call_with_retries(lambda: store.read(name), f"read of object {name!r}")
+    table = read_columns(data, name=name)
+    rows, size = table.num_rows, len(data)
+    metrics = ScanMetrics(rows, rows, size, size, bytes_returned=size, calls=1)
+    return table, metrics
+
+
 def scan_object(store_url: str, name: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
     """Selected rows and projected columns of one object, with what the scan did."""
-    return decode_result(call_class(open_store(store_url), name, "scan", payload))
+    return scan(open_store(store_url), name, payload)
 
 
 def aggregate_object(store_url: str, name: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
@@ -72,28 +95,36 @@ def aggregate_object(store_url: str, name: str, payload: bytes) -> tuple[pa.Tabl
 
 
 def map_objects(
-    func: Any, store_url: str, names: Sequence[str], payload: bytes
+    func: Any, store_url: str, names: Sequence[str], payloads: Sequence[bytes] | bytes
 ) -> tuple[list[pa.Table], ScanMetrics]:
-    """Apply ``scan_object``/``aggregate_object`` to many objects concurrently, keeping order."""
+    """Apply ``scan_object``/``aggregate_object`` to many objects concurrently, keeping order;
+    ``payloads`` is one request for all, or one per object."""
     metrics = ScanMetrics()
     if not names:
         return [], metrics
+    if isinstance(payloads, bytes):
+        payloads = [payloads] * len(names)
     workers = max(1, min(int(config.get("max-in-flight")), len(names)))
     with ThreadPoolExecutor(workers, thread_name_prefix="skyhook-scan") as pool:
-        results = list(pool.map(lambda n: func(store_url, n, payload), names))
+        results = list(pool.map(lambda n, p: func(store_url, n, p), names, payloads))
     for _, m in results:
         metrics.add(m)
     return [t for t, _ in results], metrics
 
 
 def scan_objects(
-    store_url: str, names: Sequence[str], request: ScanRequest, schema: pa.Schema
+    store_url: str,
+    names: Sequence[str],
+    request: ScanRequest,
+    schema: pa.Schema,
+    payloads: Sequence[bytes] | None = None,
 ) -> tuple[pa.Table, ScanMetrics]:
     """One table with the selected rows of all objects, in object order.
 
     ``schema`` is the tree's schema; it gives the result's columns when no object is scanned.
+    ``payloads`` (one per object) replace ``request`` where objects need different ones.
     """
-    tables, metrics = map_objects(scan_object, store_url, names, request.encode())
+    tables, metrics = map_objects(scan_object, store_url, names, payloads or request.encode())
     if not tables:
         columns = list(request.columns) or schema.names
         return schema.empty_table().select(columns), metrics

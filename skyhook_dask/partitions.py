@@ -14,7 +14,7 @@ import copy
 import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -25,7 +25,7 @@ from .catalog import Dataset, File, TreeInfo
 from .exceptions import SchemaError, UnknownColumnError
 from .expr import Expr, columns_of
 from .objects import EVENT_ID
-from .planning import may_match
+from .planning import may_match, must_match
 from .plugin import scan_object
 from .protocol import ScanRequest
 
@@ -34,12 +34,14 @@ __all__ = ["DatasetLayout", "ObjectPartitionReader", "ObjectRef", "Part"]
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One object as a task needs it: its name and its event range."""
+    """One object as a task needs it: its name and its event range; ``unfiltered`` when its
+    statistics prove that every row satisfies the predicate it was selected for."""
 
     name: str
     first_event: int
     stop_event: int
     rows: int
+    unfiltered: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,16 @@ class DatasetLayout:
         )
 
     def select(self, parts: Sequence[Part], predicate: Expr | None) -> list[Part]:
-        """``parts`` without the objects whose statistics exclude ``predicate``; at least one
-        partition remains (an empty one when nothing can match)."""
+        """``parts`` without the objects whose statistics exclude ``predicate``, the others
+        marked ``unfiltered`` where their statistics prove it (read them with ``predicate``);
+        at least one partition remains (an empty one when nothing can match)."""
         kept = []
         for part in parts:
-            objects = tuple(o for o in part.objects if may_match(predicate, self.stats[o.name]))
+            objects = tuple(
+                replace(o, unfiltered=predicate is not None and must_match(predicate, stats))
+                for o in part.objects
+                if may_match(predicate, stats := self.stats[o.name])
+            )
             if objects:
                 kept.append(Part(part.file, objects))
         return kept or [Part(-1, ())]
@@ -280,9 +287,12 @@ class ObjectPartitionReader:
         present = [c for c in wanted if c not in self.missing[part.file]]
         # An empty projection means "every column" on the wire: ask for the cheapest one.
         request = ScanRequest(tuple(present or [EVENT_ID]), predicate, (), self.compression)
-        payload = request.encode()
+        filtered, unfiltered = request.encode(), replace(request, predicate=None).encode()
         tables = [
-            scan_object(self.store_url, obj.name, payload, self.strict)[0] for obj in part.objects
+            scan_object(
+                self.store_url, o.name, unfiltered if o.unfiltered else filtered, self.strict
+            )[0]
+            for o in part.objects
         ]
         table = pa.concat_tables(tables)
         result = table.select([])  # keeps the row count, also when no column is wanted

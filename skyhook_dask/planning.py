@@ -7,7 +7,7 @@
   bring predicates written as dask/pyarrow ``filters`` or as ``pyarrow.compute.Expression`` into
   the same expression trees.
 * :func:`may_match` (:mod:`~skyhook_dask.skipping`) decides from per-object min/max statistics
-  whether an object can be skipped.
+  whether an object can be skipped, and :func:`must_match` whether it needs no filtering.
 
 A predicate that is constant after folding becomes None when true and ``Literal(False)`` when
 false (the scan then selects no row; :func:`may_match` skips every object).
@@ -25,7 +25,7 @@ from .binding import (
     to_request,
 )
 from .filters import FILTER_OPERATORS, arrow_expression_to_expr, filters_to_expr
-from .skipping import may_match
+from .skipping import may_match, must_match
 
 __all__ = [
     "DEFAULT_TREE",
@@ -36,6 +36,7 @@ __all__ = [
     "bind_predicate",
     "filters_to_expr",
     "may_match",
+    "must_match",
     "resolve_tree",
     "split_key",
     "to_request",

@@ -28,8 +28,8 @@ from distributed import WorkerPlugin
 
 from .backends import ObjectStore, close_stores, normalize_url, open_store
 from .exceptions import StoreError, StoreUnavailableError
-from .execution import call_class
-from .protocol import ScanMetrics, decode_result
+from .execution import scan
+from .protocol import ScanMetrics
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -202,9 +202,7 @@ def scan_object(
     """
     settings = {} if strict is None else {"skyhook.strict": bool(strict)}
     with dask.config.set(settings):
-        table, metrics = with_store(
-            store_url, lambda store: decode_result(call_class(store, name, "scan", payload))
-        )
+        table, metrics = with_store(store_url, lambda store: scan(store, name, payload))
     with _metrics_lock:
         _process_metrics.add(metrics)
     return table, metrics

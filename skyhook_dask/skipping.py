@@ -1,5 +1,6 @@
 """Skipping objects by their statistics: can any row of an object satisfy a predicate, given the
-per-column min/max of its values?"""
+per-column min/max of its values? And the converse: must every row satisfy it, so that the
+object is read without filtering?"""
 
 from __future__ import annotations
 
@@ -27,7 +28,39 @@ def may_match(expr: Expr | None, stats: Mapping[str, Mapping[str, Any]]) -> bool
     return expr is None or _truth(expr, stats)[0]
 
 
-def _truth(expr: Expr, stats: Mapping[str, Mapping[str, Any]]) -> tuple[bool, bool]:
+def must_match(expr: Expr | None, stats: Mapping[str, Mapping[str, Any]]) -> bool:
+    """True only when every row of an object satisfies ``expr``, given per-column statistics.
+
+    Handles ``and``/``or``/``not`` of flat columns compared with literals, over columns whose
+    statistics say they hold no null (a null compares as neither true nor false). Bounds are
+    recorded only for columns without NaN (see :func:`skyhook_dask.manifest.column_stats`).
+    """
+    return expr is None or (_never_null(expr, stats) and not _truth(expr, stats, exact=True)[1])
+
+
+def _never_null(expr: Expr, stats: Mapping[str, Mapping[str, Any]]) -> bool:
+    """``expr`` is one of the forms :func:`must_match` handles, over null-free columns."""
+    if isinstance(expr, Literal):
+        return expr.value is not None
+    if isinstance(expr, Column):
+        return stats.get(expr.name, {}).get("nulls") == 0
+    if not isinstance(expr, Call):
+        return False
+    if expr.function in COMPARISON_FUNCTIONS:
+        left, right = expr.args
+        return (
+            isinstance(left, Column | Literal)
+            and isinstance(right, Column | Literal)
+            and all(_never_null(a, stats) for a in expr.args)
+        )
+    if expr.function in (BOOLEAN["and"], BOOLEAN["or"], BOOLEAN["not"]):
+        return all(_never_null(a, stats) for a in expr.args)
+    return False
+
+
+def _truth(
+    expr: Expr, stats: Mapping[str, Mapping[str, Any]], exact: bool = False
+) -> tuple[bool, bool]:
     """(can be true, can be false) for some row (or list element); null is neither."""
     if isinstance(expr, Literal) and isinstance(expr.value, bool):
         return expr.value, not expr.value
@@ -35,10 +68,10 @@ def _truth(expr: Expr, stats: Mapping[str, Mapping[str, Any]]) -> tuple[bool, bo
         return True, True
     fn, args = expr.function, expr.args
     if fn == BOOLEAN["not"]:
-        can_true, can_false = _truth(args[0], stats)
+        can_true, can_false = _truth(args[0], stats, exact)
         return can_false, can_true
     if fn in (BOOLEAN["and"], BOOLEAN["or"]):
-        (at, af), (bt, bf) = _truth(args[0], stats), _truth(args[1], stats)
+        (at, af), (bt, bf) = _truth(args[0], stats, exact), _truth(args[1], stats, exact)
         if fn == BOOLEAN["and"]:
             return at and bt, af or bf
         return at or bt, af and bf
@@ -47,12 +80,12 @@ def _truth(expr: Expr, stats: Mapping[str, Mapping[str, Any]]) -> tuple[bool, bo
     if fn == "all":  # an empty list gives True
         return True, _truth(args[0], stats)[1]
     if fn in COMPARISON_FUNCTIONS:
-        return _compare_bounds(fn, args, stats)
+        return _compare_bounds(fn, args, stats, exact)
     return True, True
 
 
 def _compare_bounds(
-    function: str, args: tuple[Expr, ...], stats: Mapping[str, Mapping[str, Any]]
+    function: str, args: tuple[Expr, ...], stats: Mapping[str, Mapping[str, Any]], exact: bool
 ) -> tuple[bool, bool]:
     left, right = args
     if isinstance(left, Literal):
@@ -83,6 +116,8 @@ def _compare_bounds(
         c = value if domain == _EXACT else _round(value, domain, 0)
         t, f = _interval_answers(function, low, high, c)
         can_true, can_false = can_true or t, can_false or f
+    if exact:  # the caller knows these bounds hold every value: no NaN hides among them
+        return can_true, can_false
     return can_true, can_false or function != "not_equal"  # NaN compares false (!= true)
 
 

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from planning_support import sample_events, selected
 
+from skyhook_dask import manifest as mf
 from skyhook_dask.expr import Call, Column, Expr, Literal
-from skyhook_dask.planning import bind, may_match
+from skyhook_dask.planning import bind, may_match, must_match
 
 events = pytest.fixture(scope="module")(sample_events)
 
@@ -82,16 +83,18 @@ COLUMNS = {"i": pa.int64(), "f": pa.float64(), "g": pa.float32(), "l": pa.list_(
 
 
 @st.composite
-def tables(draw: st.DrawFn) -> pa.Table:
+def tables(draw: st.DrawFn, nulls: bool = True) -> pa.Table:
     rows = draw(st.integers(1, 6))
+
+    def maybe(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.none() | values if nulls else values
+
     data = {
-        "i": draw(st.lists(st.none() | INT64, min_size=rows, max_size=rows)),
-        "f": draw(st.lists(st.none() | FLOAT64, min_size=rows, max_size=rows)),
-        "g": draw(st.lists(st.none() | FLOAT32, min_size=rows, max_size=rows)),
+        "i": draw(st.lists(maybe(INT64), min_size=rows, max_size=rows)),
+        "f": draw(st.lists(maybe(FLOAT64), min_size=rows, max_size=rows)),
+        "g": draw(st.lists(maybe(FLOAT32), min_size=rows, max_size=rows)),
         "l": draw(
-            st.lists(
-                st.none() | st.lists(st.none() | FLOAT32, max_size=3), min_size=rows, max_size=rows
-            )
+            st.lists(maybe(st.lists(maybe(FLOAT32), max_size=3)), min_size=rows, max_size=rows)
         ),
     }
     return pa.table({k: pa.array(v, COLUMNS[k]) for k, v in data.items()})
@@ -125,15 +128,15 @@ def comparisons(draw: st.DrawFn) -> Expr:
     return Call(function, args)
 
 
-PREDICATES = st.recursive(
-    comparisons(),
-    lambda inner: st.one_of(
+def _combined(inner: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
+    return st.one_of(
         st.builds(lambda a, b: Call("and_kleene", (a, b)), inner, inner),
         st.builds(lambda a, b: Call("or_kleene", (a, b)), inner, inner),
         st.builds(lambda a: Call("invert", (a,)), inner),
-    ),
-    max_leaves=4,
-)
+    )
+
+
+PREDICATES = st.recursive(comparisons(), _combined, max_leaves=4)
 
 
 def arrow_rows(expr: Expr, table: pa.Table) -> list[bool | None]:
@@ -195,3 +198,42 @@ def test_may_match_never_skips_an_object_with_a_matching_row(
         reject()  # Arrow refuses this comparison (e.g. a lossy cast), so does the scan
     if any(value is True for value in rows):
         assert may_match(predicate, column_stats(table, as_float)), rows
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables() | tables(nulls=False), PREDICATES)
+def test_must_match_only_objects_whose_every_row_matches(table: pa.Table, predicate: Expr) -> None:
+    """Objects read without filtering hold no row the predicate would drop (statistics as the
+    manifest records them: no bounds for a column holding NaN)."""
+    try:
+        rows = arrow_rows(predicate, table)
+    except (pa.ArrowInvalid, OverflowError):
+        reject()
+    if must_match(predicate, mf.table_stats(table)):
+        assert all(value is True for value in rows), rows
+
+
+def test_must_match_on_the_sample_file(events: pa.Table) -> None:
+    stats = mf.table_stats(events)
+    low, high = stats["nMuon"]["min"], stats["nMuon"]["max"]
+    min_met = stats["MET_pt"]["min"]
+    schema = {"Events;1": events.schema}
+    cases = {
+        f"nMuon >= {low}": True,
+        f"nMuon > {low}": False,
+        f"nMuon <= {high} and MET_pt >= {min_met!r}": True,
+        f"nMuon < {high} or MET_pt >= {min_met!r}": True,
+        f"not (nMuon > {high})": True,
+        f"nMuon != {high + 1}": True,
+        f"nMuon == {low}": low == high,
+        "any(Muon_pt > -1)": False,  # empty lists: not every row
+        "nMuon * 1 >= 0": False,  # arithmetic is not analysed
+        "1 < 2": True,
+    }
+    for text, expected in cases.items():
+        bound = bind(f"select {text}", schema)
+        assert must_match(bound.predicate, stats) is expected, text
+        if expected:
+            assert len(selected(bound.predicate, events)) == events.num_rows, text
+    assert must_match(bind(f"select nMuon >= {low}", schema).predicate, {}) is False
+    assert must_match(None, {}) is True

@@ -1,0 +1,102 @@
+"""Objects whose statistics prove that every row satisfies the predicate are scanned without it:
+the answer stays that of uproot + awkward, in process and on Dask, on every backend; a query of
+every column then reads such objects as they are, without the object class."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from distributed import Client, LocalCluster
+
+from skyhook_dask.driver import query_files_dask
+from skyhook_dask.generate import generate_nanoaod
+from skyhook_dask.ingest import write_dataset
+from skyhook_dask.planning import to_request
+from skyhook_dask.protocol import decode_request
+from skyhook_dask.querying import object_payloads, plan_file, query_file
+from skyhook_dask.reader import read_skyhook
+
+EVENTS = 3000
+OBJECTS = 40_000  # bytes: about ten objects, each holding a range of event numbers
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("unfiltered")
+    return generate_nanoaod(folder / "events.root", EVENTS, seed=11, n_extra_branches=2)
+
+
+@pytest.fixture(scope="module")
+def events(source: Path) -> ak.Array:
+    return uproot.open(source)["Events"].arrays()
+
+
+def test_only_objects_within_the_bounds_drop_the_predicate(source: Path, events: ak.Array) -> None:
+    url = "memory://unfiltered-plan"
+    file = write_dataset(url, [source], "plan", object_size=OBJECTS).files[0]
+    cut = int(events.event[EVENTS // 2])
+    plan = plan_file(file, f"select event >= {cut}, project Muon_pt")
+    requests = [
+        decode_request(p)
+        for p in object_payloads(to_request(plan.bound), [o.stats for o in plan.objects])
+    ]
+    filtered = [r.predicate is not None for r in requests]
+    objects = plan.objects
+    assert len(objects) + len(plan.skipped) > 3 and any(filtered) and not all(filtered)
+    for obj, needs_filter in zip(objects, filtered, strict=True):
+        assert needs_filter == (obj.stats["event"]["min"] < cut)  # event numbers rise
+
+
+def test_results_equal_uproot(store_url: str, prefix: str, source: Path, events: ak.Array) -> None:
+    file = write_dataset(store_url, [source], f"{prefix}-u", object_size=OBJECTS).files[0]
+    cut = int(events.event[EVENTS // 3])
+    result = query_file(store_url, file, f"select event >= {cut} and nMuon >= 0, project Muon_pt")
+    keep = events.event >= cut
+    assert result.table.column("Muon_pt").to_pylist() == ak.to_list(events.Muon_pt[keep])
+    # Every row of every object: no filtering, and every column comes from a plain read.
+    everything = query_file(store_url, file, "select luminosityBlock >= 1")
+    objects = file.trees["Events;1"].objects
+    assert everything.metrics.bytes_returned == sum(o.bytes for o in objects)
+    assert everything.metrics.rows_out == everything.table.num_rows == EVENTS
+    assert everything.table.column("MET_pt").to_pylist() == ak.to_list(events.MET_pt)
+    assert everything.table.column("Jet_pt").to_pylist() == ak.to_list(events.Jet_pt)
+    assert everything.table.column("event_id").to_pylist() == list(range(EVENTS))
+
+
+@pytest.fixture(scope="module")
+def client(dask_cluster: LocalCluster) -> Iterator[Client]:
+    with Client(dask_cluster) as c:
+        yield c
+
+
+def test_dask_tasks_scan_unfiltered_objects_too(
+    client: Client, tmp_path: Path, source: Path, events: ak.Array
+) -> None:
+    url = tmp_path.as_uri()
+    file = write_dataset(url, [source], "dask", object_size=OBJECTS).files[0]
+    cut = int(events.event[EVENTS // 2])
+    (result,) = query_files_dask(client, url, [file], f"select event < {cut}, project event")
+    assert result.table.column("event").to_pylist() == ak.to_list(events.event[events.event < cut])
+    (whole,) = query_files_dask(client, url, [file], "select run == 1")
+    assert whole.table.num_rows == EVENTS
+    assert np.array_equal(whole.table.column("PV_npvs").to_numpy(), ak.to_numpy(events.PV_npvs))
+
+
+def test_read_skyhook_partitions_scan_unfiltered_objects_too(
+    tmp_path: Path, source: Path, events: ak.Array
+) -> None:
+    url = tmp_path.as_uri()
+    write_dataset(url, [source], "frame", object_size=OBJECTS)
+    cut = float(np.median(ak.to_numpy(events.MET_pt)))
+    frame = read_skyhook("frame", store=url, columns=["event", "MET_pt"])
+    selected = frame[(frame.event >= 1) & (frame.MET_pt < cut)].compute(scheduler="sync")
+    keep = (events.event >= 1) & (events.MET_pt < cut)
+    assert selected.event.tolist() == ak.to_list(events.event[keep])
+    assert selected.MET_pt.tolist() == ak.to_list(events.MET_pt[keep])
+    whole = read_skyhook("frame", store=url, filters=[("run", "==", 1)], columns=["PV_npvs"])
+    assert whole.PV_npvs.compute(scheduler="sync").tolist() == ak.to_list(events.PV_npvs)
