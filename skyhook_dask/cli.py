@@ -1,4 +1,5 @@
-"""The ``skyhook`` command line: demo, ingest, ls, schema, query, gc, generate, ceph."""
+"""The ``skyhook`` command line: demo, ingest, ls, schema, query, gc, verify, generate, ceph,
+k8s."""
 
 from __future__ import annotations
 
