@@ -29,19 +29,25 @@ from .planning import may_match, must_match
 from .plugin import scan_object
 from .protocol import ScanRequest
 
-__all__ = ["DatasetLayout", "ObjectPartitionReader", "ObjectRef", "Part"]
+__all__ = ["DatasetLayout", "ObjectPartitionReader", "ObjectRef", "Part", "predicate_token"]
 
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One object as a task needs it: its name and its event range; ``unfiltered`` when its
-    statistics prove that every row satisfies the predicate it was selected for."""
+    """One object as a task needs it: its name and its event range. ``unfiltered_for`` names
+    (:func:`predicate_token`) the predicate that its statistics prove every row satisfies."""
 
     name: str
     first_event: int
     stop_event: int
     rows: int
-    unfiltered: bool = False
+    unfiltered_for: str | None = None
+
+
+def predicate_token(predicate: Expr) -> str:
+    """A short name of ``predicate``, from its canonical wire encoding."""
+    encoded = ScanRequest(predicate=predicate).encode()
+    return hashlib.blake2b(encoded, digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,14 @@ class DatasetLayout:
 
     def select(self, parts: Sequence[Part], predicate: Expr | None) -> list[Part]:
         """``parts`` without the objects whose statistics exclude ``predicate``, the others
-        marked ``unfiltered`` where their statistics prove it (read them with ``predicate``);
-        at least one partition remains (an empty one when nothing can match)."""
+        marked where their statistics prove that every row satisfies it (such objects are read
+        unfiltered when read with that predicate); at least one partition remains (an empty
+        one when nothing can match)."""
+        token = None if predicate is None else predicate_token(predicate)
         kept = []
         for part in parts:
             objects = tuple(
-                replace(o, unfiltered=predicate is not None and must_match(predicate, stats))
+                replace(o, unfiltered_for=token if must_match(predicate, stats) else None)
                 for o in part.objects
                 if may_match(predicate, stats := self.stats[o.name])
             )
@@ -288,9 +296,13 @@ class ObjectPartitionReader:
         # An empty projection means "every column" on the wire: ask for the cheapest one.
         request = ScanRequest(tuple(present or [EVENT_ID]), predicate, (), self.compression)
         filtered, unfiltered = request.encode(), replace(request, predicate=None).encode()
+        token = None if predicate is None else predicate_token(predicate)
         tables = [
             scan_object(
-                self.store_url, o.name, unfiltered if o.unfiltered else filtered, self.strict
+                self.store_url,
+                o.name,
+                unfiltered if token is not None and o.unfiltered_for == token else filtered,
+                self.strict,
             )[0]
             for o in part.objects
         ]

@@ -100,3 +100,19 @@ def test_read_skyhook_partitions_scan_unfiltered_objects_too(
     assert selected.MET_pt.tolist() == ak.to_list(events.MET_pt[keep])
     whole = read_skyhook("frame", store=url, filters=[("run", "==", 1)], columns=["PV_npvs"])
     assert whole.PV_npvs.compute(scheduler="sync").tolist() == ak.to_list(events.PV_npvs)
+
+
+def test_a_predicate_added_after_choosing_partitions_is_not_skipped(
+    tmp_path: Path, source: Path, events: ak.Array
+) -> None:
+    """Objects proven for ``run == 1`` are read unfiltered only under that very predicate: a
+    filter pushed down after choosing partitions still applies to them."""
+    url = tmp_path.as_uri()
+    file = write_dataset(url, [source], "later", object_size=OBJECTS).files[0]
+    first, second = file.trees["Events;1"].objects[:2]
+    frame = read_skyhook("later", store=url, filters=[("run", "==", 1)], columns=["MET_pt"])
+    chosen = frame.partitions[[0, 1]]
+    cut = float(np.median(ak.to_numpy(events.MET_pt)))
+    got = chosen[chosen.MET_pt < cut].compute(scheduler="sync")
+    met = events.MET_pt[first.first_event : second.stop_event]
+    assert got.MET_pt.tolist() == ak.to_list(met[met < cut])
