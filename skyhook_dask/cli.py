@@ -18,9 +18,11 @@ DEMO_QUERY = "select nMuon >= 2 and any(Muon_pt > 20), project event_id nMuon Mu
 
 
 def _client(args: argparse.Namespace):
+    """The command's SkyhookDM; :func:`main` closes it (and any cluster it started) at the end."""
     from .client import SkyhookDM
 
-    return SkyhookDM().connect(store=args.store)
+    args.session = SkyhookDM().connect(store=args.store)
+    return args.session
 
 
 def _print_table(table: pa.Table, limit: int = 20) -> None:
@@ -65,11 +67,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         object_size=args.object_size,
         compression=None if args.compression == "none" else args.compression,
+        trees=args.tree,
     )
     print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
     for f in ds.getFiles():
         for s in f.skipped:
-            print(f"  skipped {f.name}:{s['tree']}/{s.get('name')}: {s.get('reason')}")
+            print(f"  skipped {f.name}:{s['tree']}/{s['branch']}: {s['reason']}")
     return 0
 
 
@@ -176,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--object-size", type=int, help="target object size in bytes")
     p.add_argument("--compression", choices=["lz4", "zstd", "none"], default="lz4")
+    p.add_argument(
+        "--tree",
+        action="append",
+        help="ingest only this tree (name, path or key; repeat for more); default: every tree",
+    )
     p = command("ls", cmd_ls, "list datasets, or the files and trees of one")
     p.add_argument("dataset", nargs="?")
     p = command("schema", cmd_schema, "show a file's directories, trees and branches")
@@ -214,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkyhookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if getattr(args, "session", None) is not None:
+            args.session.close()
 
 
 if __name__ == "__main__":

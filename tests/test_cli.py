@@ -1,0 +1,105 @@
+"""The ``skyhook`` command line on the embedded store: demo, ingest (one tree, skipped branches),
+ls, schema, query (printed and written to Parquet/CSV), gc, verify; errors are one line naming
+the thing at fault, with exit status 1. Answers are checked against uproot + awkward."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from skyhook_dask.backends import open_store
+from skyhook_dask.cli import DEMO_QUERY, main
+from skyhook_dask.data import sample_path
+
+SAMPLE = sample_path("nano_dimuon.root")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return (tmp_path / "store").as_uri()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_demo_selects_what_uproot_selects(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "demo", "--store", store)
+    events = uproot.open(SAMPLE)["Events"].arrays(["nMuon", "Muon_pt"])
+    expected = int(ak.sum((events.nMuon >= 2) & ak.any(events.Muon_pt > 20, axis=1)))
+    assert status == 0 and f"query: {DEMO_QUERY}" in out
+    assert re.search(rf"\b{expected} of {len(events)} events selected", out), out
+
+
+def test_ingest_one_tree_then_ls_schema_and_query(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "ingest", "--store", store, "--tree", "Events", "mu", str(SAMPLE))
+    assert status == 0 and out.startswith("mu: 1 files")
+    status, out, _ = run(capsys, "ls", "--store", store)
+    assert out.split() == ["mu"]
+    status, out, _ = run(capsys, "ls", "--store", store, "mu")
+    assert "Events;1: 40 events" in out and "Runs;1" not in out  # only the chosen tree
+    status, out, _ = run(capsys, "schema", "--store", store, "mu")
+    assert "  Events  [TTree]" in out and "    Muon_pt  [TBranch] float[]" in out
+    query = "select nMuon == 2, project event Muon_pt"
+    parquet, csv = tmp_path / "out.parquet", tmp_path / "out.csv"
+    status, out, _ = run(capsys, "query", "--store", store, "mu", query, "-o", str(parquet))
+    events = uproot.open(SAMPLE)["Events"].arrays(["event", "nMuon", "Muon_pt"])
+    keep = events.nMuon == 2
+    assert status == 0 and out.strip() == f"wrote {int(ak.sum(keep))} rows to {parquet}"
+    table = pq.read_table(parquet)
+    assert table.column("event").to_pylist() == ak.to_list(events.event[keep])
+    assert table.column("Muon_pt").to_pylist() == ak.to_list(events.Muon_pt[keep])
+    run(capsys, "query", "--store", store, "mu", "select nMuon == 2, project event", "-o", str(csv))
+    assert pacsv.read_csv(csv).column("event").to_pylist() == ak.to_list(events.event[keep])
+
+
+def test_ingest_reports_skipped_branches(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "collide.root"
+    with uproot.recreate(path) as out:
+        out["T"] = {"event_id": np.array([7, 8]), "x": np.array([0.5, 1.5])}
+    status, out, _ = run(capsys, "ingest", "--store", store, "collide", str(path))
+    assert status == 0
+    assert "skipped collide.root:T;1/event_id: its name collides with the event_id column" in out
+
+
+def test_gc_and_verify(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "ingest", "--store", store, "mu", str(SAMPLE))
+    objects = open_store(store)
+    stray = "mu/data/20000101T000000Z-00000000/f0000-t000-000000"
+    objects.write(stray, b"left over by a killed ingest")
+    status, out, _ = run(capsys, "gc", "--store", store)
+    assert status == 0 and out.strip() == "removed 1 unreferenced objects"
+    assert not objects.exists(stray)
+    status, out, _ = run(capsys, "verify", "--store", store, "mu")
+    assert status == 0
+    name = next(n for n in objects.list("mu/data/"))
+    data = bytearray(objects.read(name))
+    data[len(data) // 2] ^= 0xFF
+    objects.write(name, bytes(data))
+    status, out, _ = run(capsys, "verify", "--store", store, "mu")
+    assert status == 1 and name in out
+
+
+def test_errors_are_one_line_with_status_1(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "query", "--store", store, "nothing", "project x")
+    assert status == 1 and err.startswith("error: ") and "'nothing'" in err
+    run(capsys, "ingest", "--store", store, "mu", str(SAMPLE))
+    status, _, err = run(capsys, "query", "--store", store, "mu", "select nMuon >> 2")
+    assert status == 1 and err.startswith("error: ") and "^" in err
+    status, _, err = run(capsys, "query", "--store", store, "mu", "project no_such_branch")
+    assert status == 1 and "no_such_branch" in err and "Traceback" not in err
+    status, _, err = run(capsys, "ingest", "--store", store, "bad", "/no/such/file.root")
+    assert status == 1 and "/no/such/file.root" in err
