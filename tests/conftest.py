@@ -70,6 +70,16 @@ def dask_cluster() -> Iterator[object]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def client(dask_cluster: object) -> Iterator[object]:
+    """A client of the shared cluster, one per module (modules with their own cluster define
+    their own ``client``)."""
+    from distributed import Client
+
+    with Client(dask_cluster) as c:
+        yield c
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store of each backend kind."""

@@ -3,7 +3,6 @@ querying with one task per object -- compared with the single-process functions 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from skyhook_dask import driver
 from skyhook_dask.backends import open_store
@@ -35,12 +34,6 @@ from skyhook_dask.querying import query_file
 DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_tree.root"]
 OBJECT_SIZE = 60_000
-
-
-@pytest.fixture(scope="module")
-def client(dask_cluster: LocalCluster) -> Iterator[Client]:
-    with Client(dask_cluster) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 import uproot
 from dask.delayed import Delayed
-from distributed import Client, LocalCluster, progress, wait
+from distributed import Client, progress, wait
 
 from skyhook_dask.catalog import load_dataset
 from skyhook_dask.data import DATA_DIR
@@ -32,12 +31,6 @@ DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_dy.root"]
 BRANCHES = ["event", "nMuon", "Muon_pt", "Muon_charge", "MET_pt", "nJet"]
 OPTIONS: dict[str, Any] = {"object_size": 60_000, "trees": ["Events"], "progress": False}
-
-
-@pytest.fixture(scope="module")
-def client(dask_cluster: LocalCluster) -> Iterator[Client]:
-    with Client(dask_cluster) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

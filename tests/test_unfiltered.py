@@ -4,14 +4,13 @@ every column then reads such objects as they are, without the object class."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from skyhook_dask.driver import query_files_dask
 from skyhook_dask.generate import generate_nanoaod
@@ -66,12 +65,6 @@ def test_results_equal_uproot(store_url: str, prefix: str, source: Path, events:
     assert everything.table.column("MET_pt").to_pylist() == ak.to_list(events.MET_pt)
     assert everything.table.column("Jet_pt").to_pylist() == ak.to_list(events.Jet_pt)
     assert everything.table.column("event_id").to_pylist() == list(range(EVENTS))
-
-
-@pytest.fixture(scope="module")
-def client(dask_cluster: LocalCluster) -> Iterator[Client]:
-    with Client(dask_cluster) as c:
-        yield c
 
 
 def test_dask_tasks_scan_unfiltered_objects_too(
