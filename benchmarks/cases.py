@@ -7,8 +7,8 @@
 * ``skyhook_client``: what a system without pushdown does on the same objects: read every
   object whole (one ``store.read`` of the size the catalog records), then decode the needed
   columns and filter in the client with the reference scan
-  (:func:`skyhook_dask.scan.scan_table`). Objects are fetched as concurrently as the pushdown
-  calls are (``skyhook.max-in-flight``).
+  (:func:`skyhook_dask.objclass.scan.scan_table`). Objects are fetched as concurrently as the
+  pushdown calls are (``skyhook.max-in-flight``).
 * ``uproot``: the ROOT file read directly, only the needed branches, filtered with awkward.
 * ``parquet``: the same rows as Parquet files (one per object) through ``pyarrow.dataset`` with
   ``columns=`` and ``filter=``.
@@ -29,14 +29,13 @@ import pyarrow.dataset as pads
 import uproot
 
 from skyhook_dask import SkyhookDM, config
-from skyhook_dask.backends import open_store
-from skyhook_dask.catalog import ObjectEntry
-from skyhook_dask.expr import columns_of
-from skyhook_dask.objects import read_columns
-from skyhook_dask.planning import to_request
-from skyhook_dask.protocol import ScanMetrics
-from skyhook_dask.querying import plan_file
-from skyhook_dask.scan import scan_table
+from skyhook_dask.formats.objects import read_columns
+from skyhook_dask.formats.protocol import ScanMetrics, ScanRequest
+from skyhook_dask.objclass.scan import scan_table
+from skyhook_dask.plan import PlannedObject, plan
+from skyhook_dask.query import parse_query
+from skyhook_dask.query.expr import columns_of
+from skyhook_dask.storage import open_store
 
 from .data import CHECKSUM_COLUMN, SELECTION_BRANCH, TREE, QuerySpec, Workload, arrow_checksum
 
@@ -108,27 +107,26 @@ def describe_pushdown(workload: Workload, query: QuerySpec, raw: Any) -> Answer:
 
 
 def run_client_side(workload: Workload, query: QuerySpec) -> tuple[pa.Table, ScanMetrics]:
-    plan = plan_file(workload.file, query.text)
-    request = to_request(plan.bound)
+    scan = plan(workload.file, parse_query(query.text))
+    request = ScanRequest(scan.columns or (), scan.predicate)  # every object filtered here
     needed = None
     if request.columns:
         needed = list(dict.fromkeys([*request.columns, *columns_of(request.predicate)]))
     store = open_store(workload.store_url)
 
-    def fetch_and_filter(entry: ObjectEntry) -> tuple[pa.Table, int]:
+    def fetch_and_filter(entry: PlannedObject) -> tuple[pa.Table, int]:
         # The whole object crosses from storage to the client, in one read of the size the
         # catalog records (no stat round trip first).
         data = store.read(entry.name, 0, entry.bytes)
         return scan_table(read_columns(data, needed, entry.name), request), len(data)
 
-    workers = max(1, min(int(config.get("max-in-flight")), len(plan.objects)))
+    workers = max(1, min(int(config.get("max-in-flight")), len(scan.objects)))
     with ThreadPoolExecutor(workers, thread_name_prefix="bench-client-side") as pool:
-        parts = list(pool.map(fetch_and_filter, plan.objects))
-    metrics = ScanMetrics(calls=len(parts), rows_in=sum(o.rows for o in plan.objects))
+        parts = list(pool.map(fetch_and_filter, scan.objects))
+    metrics = ScanMetrics(calls=len(parts), rows_in=sum(o.rows for o in scan.objects))
     metrics.bytes_read = metrics.object_size = metrics.bytes_returned = sum(n for _, n in parts)
     if not parts:
-        schema = plan.tree.schema
-        return schema.empty_table().select(list(request.columns) or schema.names), metrics
+        return scan.empty_table(), metrics
     return pa.concat_tables([t for t, _ in parts]), metrics
 
 

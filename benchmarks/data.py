@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import uproot
 
-from skyhook_dask.backends import open_store
-from skyhook_dask.catalog import File, TreeInfo
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.objects import read_columns
+from skyhook_dask.catalog.model import File, TreeInfo
+from skyhook_dask.formats.objects import read_columns
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.storage import open_store
 
 TREE = "Events"
 DATASET = "bench"

@@ -17,10 +17,10 @@ from typing import Any
 
 import uproot
 
-from skyhook_dask.execution import scan_object
-from skyhook_dask.expr import Literal
-from skyhook_dask.objects import EVENT_ID
-from skyhook_dask.protocol import ScanRequest
+from skyhook_dask.formats.objects import EVENT_ID
+from skyhook_dask.formats.protocol import ScanRequest
+from skyhook_dask.query.expr import Literal
+from skyhook_dask.runtime.calls import call_object
 
 from .cases import ALL_SYSTEMS
 from .data import DATASET, SELECTION_BRANCH, TREE, QuerySpec, Workload
@@ -56,7 +56,7 @@ def call_overhead(workload: Workload, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         for name in names:
             start = time.perf_counter()
-            scan_object(workload.store_url, name, request)
+            call_object(workload.store_url, name, "scan", request)
             walls.append(time.perf_counter() - start)
     return {
         "calls": len(walls),
@@ -69,7 +69,7 @@ def call_overhead(workload: Workload, repeats: int) -> dict[str, Any]:
 
 
 def _read_skyhook(workload: Workload, query: QuerySpec) -> Any:
-    from skyhook_dask.reader import read_skyhook
+    from skyhook_dask.dataframe.reader import read_skyhook
 
     return read_skyhook(
         workload.file.dataset if workload.file.dataset is not None else DATASET,

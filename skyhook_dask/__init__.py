@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dask.dataframe as _dd
 
-from .catalog import Dataset, File, RootNode
+from .catalog.model import Dataset, File, RootNode
 from .client import SkyhookDM
-from .reader import read_awkward, read_skyhook
+from .dataframe.reader import read_awkward, read_skyhook
 
 __version__ = "0.1.0"
 __all__ = [

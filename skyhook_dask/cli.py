@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -61,14 +62,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     sk = _client(args)
-    ds = sk.writeDataset(
-        args.urls,
-        args.dataset,
-        overwrite=args.overwrite,
-        object_size=args.object_size,
-        compression=None if args.compression == "none" else args.compression,
-        trees=args.tree,
-    )
+    compression = None if args.compression == "none" else args.compression
+    options = {"object_size": args.object_size, "compression": compression, "trees": args.tree}
+    ds = sk.writeDataset(args.urls, args.dataset, overwrite=args.overwrite, **options)
     print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
     for f in ds.getFiles():
         for s in f.skipped:
@@ -136,7 +132,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from .ingest import collect_garbage
+    from .ingest.pipeline import collect_garbage
 
     sk = _client(args)
     names = [args.dataset] if args.dataset else sk.listDatasets()
@@ -146,7 +142,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_dataset
+    from .catalog.verify import verify_dataset
 
     sk = _client(args)
     names = [args.dataset] if args.dataset else sk.listDatasets()
@@ -202,17 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", cmd_verify, "check every object's checksum and format against the manifest"
     )
     p.add_argument("dataset", nargs="?")
-    from . import generate
+    from .ingest import generate
 
     p = sub.add_parser("generate", help="write a synthetic NanoAOD-like ROOT file")
     generate.add_arguments(p)
     p.set_defaults(func=generate.run)
-    from .ceph.commands import add_ceph_commands
-    from .k8s import add_k8s_commands
+    from .ceph import commands as ceph
+    from .k8s import commands as k8s
 
-    add_ceph_commands(sub)
-    add_k8s_commands(sub)
+    ceph.add_ceph_commands(_group(sub, "ceph", ceph.HELP, ceph.__doc__))
+    k8s.add_k8s_commands(_group(sub, "k8s", k8s.HELP, k8s.__doc__))
     return parser
+
+
+def _group(sub: Any, name: str, help: str, description: str | None) -> Any:
+    """A command with subcommands (``skyhook ceph up``): the subparsers to add them to."""
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.add_subparsers(dest=f"{name}_command", required=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

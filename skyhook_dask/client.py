@@ -19,14 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from . import catalog, driver, ingest
-from .backends import ObjectStore, normalize_url, open_store
-from .catalog import Dataset, File
+from .catalog import model as catalog
+from .catalog.model import Dataset, File
 from .exceptions import SkyhookError
-from .plugin import register_store_plugin
-from .protocol import ScanMetrics
-from .query import parse_query
-from .querying import query_file
+from .formats.protocol import ScanMetrics
+from .ingest import pipeline as ingest
+from .ingest import tables
+from .plan import plan
+from .query.parser import parse_query
+from .runtime import dask as driver
+from .runtime.mappers import InProcess, Mapper, OnDask
+from .runtime.plugin import register_store_plugin
+from .runtime.queries import run_plans
+from .storage import ObjectStore, normalize_url, open_store
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -113,9 +118,8 @@ class SkyhookDM:
         Options: ``object_size``, ``compression``, ``trees``, ``overwrite``, ``progress``.
         """
         client = self.client
-        if client is None:
-            return ingest.write_dataset(self.store, urls, datasetname, **options)
-        return driver.write_dataset_dask(client, self.store_url, urls, datasetname, **options)
+        mapper = None if client is None else OnDask(client)
+        return ingest.write_dataset(self.store, urls, datasetname, mapper=mapper, **options)
 
     def getDataset(self, name: str) -> Dataset:
         return catalog.load_dataset(self.store, name)
@@ -125,13 +129,13 @@ class SkyhookDM:
 
     def addDatasetSchema(self, schema_json: str, data_type: str = "servicex") -> str:
         """Register a dataset schema (JSON); returns the dataset name it defines."""
-        return ingest.add_dataset_schema(self.store, schema_json, data_type)
+        return tables.add_dataset_schema(self.store, schema_json, data_type)
 
     def writeArrowTable(
         self, table: pa.Table, data_schema_name: str, table_name: str = ""
     ) -> list[str]:
         """Write an Arrow table into a dataset defined by addDatasetSchema; returns object names."""
-        return ingest.write_arrow_table(self.store, table, data_schema_name, table_name)
+        return tables.write_arrow_table(self.store, table, data_schema_name, table_name)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -144,11 +148,11 @@ class SkyhookDM:
         else:
             raise TypeError(f"runQuery takes a File or a Dataset, not {type(obj).__name__}")
         query = parse_query(querystr)  # a syntax error surfaces before any work starts
+        plans = [plan(f, query) for f in files]
         client = self.client if store_url == self.store_url else None
-        if client is None:
-            results = [query_file(store_url, f, query) for f in files]
-        else:
-            results = driver.query_files_dask(client, store_url, files, query)
+        mapper: Mapper = InProcess() if client is None else OnDask(client)
+        dataset = files[0].dataset.name if files and files[0].dataset else "files"
+        results = run_plans(plans, mapper, label=f"query-skyhook-{dataset}")
         self.last_metrics = ScanMetrics()
         for r in results:
             self.last_metrics.add(r.metrics)

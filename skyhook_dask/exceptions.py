@@ -6,6 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
 class SkyhookError(Exception):
     """Base class of every error this package raises on purpose."""
 
@@ -73,11 +78,7 @@ class ObjectFormatError(StoreError):
 
 class DatasetNotFoundError(SkyhookError, KeyError):
     def __init__(self, name: str, known: Iterable[str] = ()) -> None:
-        msg = f"dataset {name!r} does not exist"
-        close = difflib.get_close_matches(name, list(known), n=3)
-        if close:
-            msg += f"; did you mean {', '.join(map(repr, close))}?"
-        super().__init__(msg)
+        super().__init__(f"dataset {name!r} does not exist" + _did_you_mean(name, known))
         self.name = name
 
     def __str__(self) -> str:
@@ -116,13 +117,8 @@ class QuerySyntaxError(QueryError):
 
 class UnknownColumnError(QueryError, KeyError):
     def __init__(self, column: str, known: Iterable[str] = (), where: str = "") -> None:
-        msg = f"unknown column {column!r}"
-        if where:
-            msg += f" in {where}"
-        close = difflib.get_close_matches(column, list(known), n=3, cutoff=0.6)
-        if close:
-            msg += f"; did you mean {', '.join(map(repr, close))}?"
-        super().__init__(msg)
+        msg = f"unknown column {column!r}" + (f" in {where}" if where else "")
+        super().__init__(msg + _did_you_mean(column, known))
         self.column = column
 
     def __str__(self) -> str:

@@ -16,15 +16,15 @@ import numpy as np
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from skyhook_dask import scan
 from skyhook_dask.exceptions import (
     ObjectFormatError,
     ProtocolError,
     QueryTypeError,
     UnknownColumnError,
 )
-from skyhook_dask.expr import LITERAL_TYPES, Call, Column, Expr, Literal
-from skyhook_dask.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.objclass import scan
+from skyhook_dask.query.expr import LITERAL_TYPES, Call, Column, Expr, Literal
 
 try:
     import rados

@@ -96,7 +96,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[object]:
-    from skyhook_dask.backends import close_stores, open_store
+    from skyhook_dask.storage import close_stores, open_store
 
     s = open_store(store_url)
     yield s

@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 import pytest
 import uproot
 
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import Dataset, TreeInfo
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.objects import read_columns
+from skyhook_dask.catalog.model import Dataset, TreeInfo
+from skyhook_dask.formats.objects import read_columns
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.storage import close_stores, open_store
 
 SMALL = 30_000  # bytes: splits even the 10-event sample tree into several objects
 

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from skyhook_dask.expr import Call, Column, Literal
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.protocol import Aggregate, ScanRequest
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.query.expr import Call, Column, Literal
 
 SLOW_ENABLED = os.environ.get("SKYHOOK_SLOW_TESTS") == "1"
 slow = pytest.mark.slow

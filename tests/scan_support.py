@@ -11,7 +11,7 @@ import pyarrow as pa
 import uproot
 
 from skyhook_dask.data import DATA_DIR
-from skyhook_dask.expr import Call, Column, Expr, Literal
+from skyhook_dask.query.expr import Call, Column, Expr, Literal
 
 
 def sample_file(name: str = "nano_dy.root") -> Path:

@@ -21,24 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from query_support import query_file
 from reliability_support import FORK, SMALL_OBJECTS, needs_slow, slow
 from reliability_support import small as small  # a module-scoped fixture
 
-from skyhook_dask import manifest as mf
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.backends.local import LocalStore
-from skyhook_dask.catalog import load_dataset
+from skyhook_dask.catalog.model import load_dataset
+from skyhook_dask.catalog.verify import verify_dataset
 from skyhook_dask.exceptions import (
     DatasetExistsError,
     DatasetNotFoundError,
     ObjectExistsError,
     ObjectNotFoundError,
 )
-from skyhook_dask.ingest import IngestOptions, ingest_file, new_ingest_id, write_dataset
-from skyhook_dask.lock_owner import holder_is_dead, owner_record
-from skyhook_dask.querying import query_file
-from skyhook_dask.verify import verify_dataset
-from skyhook_dask.writer import dataset_lock
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.ingest.lock import holder_is_dead, owner_record
+from skyhook_dask.ingest.pipeline import IngestOptions, ingest_file, new_ingest_id, write_dataset
+from skyhook_dask.ingest.writer import dataset_lock
+from skyhook_dask.storage import close_stores, open_store
+from skyhook_dask.storage.local import LocalStore
 
 
 def _slow_ingest(url: str, sources: list[str], name: str, overwrite: bool, delay: float) -> None:

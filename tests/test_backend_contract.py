@@ -8,8 +8,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from skyhook_dask import scan
-from skyhook_dask.backends import ObjectStore
 from skyhook_dask.exceptions import (
     ClassNotAvailableError,
     InvalidNameError,
@@ -20,9 +18,11 @@ from skyhook_dask.exceptions import (
     SkyhookError,
     UnknownColumnError,
 )
-from skyhook_dask.expr import Call, Column, Literal
-from skyhook_dask.objects import write_object
-from skyhook_dask.protocol import ScanRequest, decode_result
+from skyhook_dask.formats.objects import write_object
+from skyhook_dask.formats.protocol import ScanRequest, decode_result
+from skyhook_dask.objclass import scan
+from skyhook_dask.query.expr import Call, Column, Literal
+from skyhook_dask.storage import ObjectStore
 
 
 def test_is_an_object_store(store: ObjectStore) -> None:

@@ -110,7 +110,7 @@ def _check_result(result: dict[str, Any], objects: list[tuple[int, int, int]]) -
 
 def _objects(store_url: str) -> list[tuple[int, int, int]]:
     """(first event, stop event, size in the store) of every object of the benchmark dataset."""
-    from skyhook_dask.catalog import load_dataset
+    from skyhook_dask.catalog.model import load_dataset
 
     dataset = load_dataset(store_url, "bench")
     store = dataset.store

@@ -13,8 +13,7 @@ import pyarrow as pa
 import pytest
 import uproot
 
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import (
+from skyhook_dask.catalog.model import (
     Dataset,
     File,
     RootNode,
@@ -24,7 +23,8 @@ from skyhook_dask.catalog import (
 )
 from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import DatasetNotFoundError, ObjectFormatError, UnknownTreeError
-from skyhook_dask.ingest import write_dataset
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.storage import close_stores, open_store
 
 DATA = DATA_DIR
 SAMPLES = sorted(DATA.glob("*.root"))

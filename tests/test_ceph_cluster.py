@@ -15,7 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from skyhook_dask.backends.rados import RadosStore
 from skyhook_dask.ceph import cluster as cluster_module
 from skyhook_dask.ceph import link_rados
 from skyhook_dask.ceph.cluster import APT_INSTALL_LINE, CLASS_LIBRARY, DevCluster
@@ -26,6 +25,7 @@ from skyhook_dask.exceptions import (
     StorePermissionError,
     StoreUnavailableError,
 )
+from skyhook_dask.storage.rados import RadosStore
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +147,9 @@ def test_queries_fall_back_to_the_client_without_the_class(own_cluster: DevClust
     import dask
     import uproot
 
-    from skyhook_dask import SkyhookDM, execution
+    from skyhook_dask import SkyhookDM
     from skyhook_dask.data import sample_path
+    from skyhook_dask.runtime import calls as execution
 
     path = sample_path("nano_dimuon.root")
     sk = SkyhookDM().connect(store=own_cluster.url, dask=False)
@@ -168,8 +169,8 @@ def test_queries_fall_back_to_the_client_without_the_class(own_cluster: DevClust
 def test_missing_class_then_reload_class(own_cluster: DevCluster) -> None:
     store = RadosStore.from_url(own_cluster.url)
     table = pa.table({"event_id": pa.array([0, 1, 2], pa.int64()), "x": [1.0, 2.0, 3.0]})
-    from skyhook_dask.objects import write_object
-    from skyhook_dask.protocol import decode_result
+    from skyhook_dask.formats.objects import write_object
+    from skyhook_dask.formats.protocol import decode_result
 
     store.write("obj", write_object(table))
     with pytest.raises(ClassNotAvailableError, match=r"skyhook\.stat on object 'obj'"):

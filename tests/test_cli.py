@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from skyhook_dask.backends import open_store
 from skyhook_dask.cli import DEMO_QUERY, main
 from skyhook_dask.data import sample_path
+from skyhook_dask.storage import open_store
 
 SAMPLE = sample_path("nano_dimuon.root")
 

@@ -28,7 +28,7 @@ from skyhook_dask.exceptions import (
     UnknownColumnError,
     UnknownTreeError,
 )
-from skyhook_dask.generate import generate_nanoaod
+from skyhook_dask.ingest.generate import generate_nanoaod
 
 Mask = Callable[[ak.Array], ak.Array]
 

@@ -1,10 +1,11 @@
 """The C++ object class ``skyhook`` inside a real OSD, against the Python reference class.
 
-Every result the class returns must equal what :func:`skyhook_dask.scan.execute` returns for
-the same object bytes and request (schema, types and values; NaN equals NaN), and every error
-must be the reference's error class: ProtocolError <-> EINVAL, UnknownColumnError <-> ENODATA,
-QueryTypeError <-> EDOM, ObjectFormatError <-> EIO. The reference itself is checked against
-uproot + awkward in test_scan.py; a few queries here are checked against awkward directly too.
+Every result the class returns must equal what :func:`skyhook_dask.objclass.scan.execute`
+returns for the same object bytes and request (schema, types and values; NaN equals NaN), and
+every error must be the reference's error class: ProtocolError <-> EINVAL, UnknownColumnError
+<-> ENODATA, QueryTypeError <-> EDOM, ObjectFormatError <-> EIO. The reference itself is
+checked against uproot + awkward in test_scan.py; a few queries here are checked against awkward
+directly too.
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ from cls_cases import (
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from skyhook_dask import scan
 from skyhook_dask.ceph import build_class as builder
 from skyhook_dask.data import sample_path
 from skyhook_dask.exceptions import ClassNotAvailableError
-from skyhook_dask.objects import write_object
-from skyhook_dask.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.formats.objects import write_object
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.objclass import scan
 
 try:
     import rados

@@ -32,7 +32,7 @@ from coffea_processors import (
 from distributed import Client, LocalCluster
 
 from skyhook_dask import coffea as skyhook_coffea
-from skyhook_dask.catalog import load_dataset
+from skyhook_dask.catalog.model import load_dataset
 from skyhook_dask.data import sample_path
 from skyhook_dask.exceptions import (
     DatasetNotFoundError,
@@ -40,8 +40,8 @@ from skyhook_dask.exceptions import (
     UnknownColumnError,
     UnknownTreeError,
 )
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.plugin import PLUGIN_NAME
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.runtime.plugin import PLUGIN_NAME
 
 # Pool processes and Dask workers get the processors by value: they need not import tests/.
 cloudpickle.register_pickle_by_value(coffea_processors)
@@ -420,11 +420,11 @@ def test_object_columns_as_lazy_events() -> None:
     fetched when first read, once; the event range and the preselection apply in storage."""
     from coffea.nanoevents import BaseSchema
 
-    from skyhook_dask.backends import open_store
-    from skyhook_dask.coffea_mapping import ChunkColumns, ChunkSpec, make_events
-    from skyhook_dask.objects import write_object
-    from skyhook_dask.planning import bind_predicate
-    from skyhook_dask.query import parse_query
+    from skyhook_dask.coffea.mapping import ChunkColumns, ChunkSpec, make_events
+    from skyhook_dask.formats.objects import write_object
+    from skyhook_dask.query.binding import bind_predicate
+    from skyhook_dask.query.parser import parse_query
+    from skyhook_dask.storage import open_store
 
     jagged = pa.array([[1.5], [], [2.5, 3.5], [4.5], [], [6.0, 7.0]], pa.large_list(pa.float32()))
     table = pa.table(

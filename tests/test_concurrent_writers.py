@@ -14,12 +14,18 @@ import pytest
 from reliability_support import FORK, SMALL_OBJECTS
 from reliability_support import small as small  # a module-scoped fixture
 
-from skyhook_dask import manifest as mf
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import list_datasets, load_dataset
+from skyhook_dask.catalog.model import list_datasets, load_dataset
+from skyhook_dask.catalog.verify import verify_dataset
 from skyhook_dask.exceptions import DatasetExistsError, IngestError
-from skyhook_dask.ingest import IngestOptions, ingest_file, new_ingest_id, publish, write_dataset
-from skyhook_dask.verify import verify_dataset
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.ingest.pipeline import (
+    IngestOptions,
+    ingest_file,
+    new_ingest_id,
+    publish,
+    write_dataset,
+)
+from skyhook_dask.storage import close_stores, open_store
 
 
 def _assert_one_ingest(store: Any, name: str, winners: list[str]) -> None:

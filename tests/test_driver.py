@@ -11,25 +11,23 @@ import numpy as np
 import pytest
 import uproot
 from distributed import Client
+from query_support import query_file, query_tables
 
-from skyhook_dask import driver
-from skyhook_dask.backends import open_store
-from skyhook_dask.catalog import list_datasets, load_dataset
+from skyhook_dask.catalog.model import list_datasets, load_dataset
 from skyhook_dask.data import DATA_DIR
-from skyhook_dask.driver import (
-    connect_client,
-    query_files_dask,
-    run_query_dask,
-    scheduler_address,
-    write_dataset_dask,
-)
 from skyhook_dask.exceptions import (
     DatasetExistsError,
     IngestError,
     SchedulerUnavailableError,
 )
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.querying import query_file
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.plan import plan
+from skyhook_dask.query import parse_query
+from skyhook_dask.runtime import dask as driver
+from skyhook_dask.runtime.dask import connect_client, scheduler_address
+from skyhook_dask.runtime.mappers import OnDask
+from skyhook_dask.runtime.queries import run_plans
+from skyhook_dask.storage import open_store
 
 DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_tree.root"]
@@ -43,13 +41,13 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def dataset(client: Client, store_url: str) -> Any:
-    return write_dataset_dask(
-        client,
+    return write_dataset(
         store_url,
         [str(f) for f in FILES],
         "nano",
         object_size=OBJECT_SIZE,
         trees=["Events"],
+        mapper=OnDask(client),
     )
 
 
@@ -111,7 +109,7 @@ def _layout(ds: Any) -> list[tuple[Any, ...]]:
     return [(f.name, key, t.entries, objects(t)) for f in ds.files for key, t in f.trees.items()]
 
 
-def test_write_dataset_dask_matches_single_process_ingest(
+def test_ingest_on_dask_matches_single_process_ingest(
     dataset: Any, store_url: str, tmp_path: Path
 ) -> None:
     local = write_dataset(
@@ -129,35 +127,43 @@ def test_write_dataset_dask_matches_single_process_ingest(
         assert f.trees["Events;1"].entries == uproot.open(path)["Events"].num_entries
 
 
-def test_write_dataset_dask_is_all_or_nothing(
-    client: Client, tmp_path: Path, store_url: str
-) -> None:
+def test_ingest_on_dask_is_all_or_nothing(client: Client, tmp_path: Path, store_url: str) -> None:
     broken = tmp_path / "broken.root"
     broken.write_bytes(b"this is not a ROOT file" * 100)
     with pytest.raises(IngestError, match=r"broken\.root"):
-        write_dataset_dask(
-            client, store_url, [str(FILES[1]), str(broken)], "half", object_size=OBJECT_SIZE
+        write_dataset(
+            store_url,
+            [str(FILES[1]), str(broken)],
+            "half",
+            object_size=OBJECT_SIZE,
+            mapper=OnDask(client),
         )
     assert "half" not in list_datasets(store_url)
     assert list(open_store(store_url).list("half/")) == []
 
 
-def test_write_dataset_dask_refuses_to_replace_unless_asked(
+def test_ingest_on_dask_refuses_to_replace_unless_asked(
     client: Client, dataset: Any, store_url: str
 ) -> None:
     with pytest.raises(DatasetExistsError, match="nano"):
-        write_dataset_dask(client, store_url, [str(FILES[1])], "nano")
-    replaced = write_dataset_dask(
-        client, store_url, [str(FILES[1])], "nano2", object_size=OBJECT_SIZE, trees=["Events"]
+        write_dataset(store_url, [str(FILES[1])], "nano", mapper=OnDask(client))
+    on_dask = OnDask(client)
+    replaced = write_dataset(
+        store_url,
+        [str(FILES[1])],
+        "nano2",
+        object_size=OBJECT_SIZE,
+        trees=["Events"],
+        mapper=on_dask,
     )
-    again = write_dataset_dask(
-        client,
+    again = write_dataset(
         store_url,
         [str(FILES[1])],
         "nano2",
         object_size=OBJECT_SIZE,
         trees=["Runs"],
         overwrite=True,
+        mapper=on_dask,
     )
     assert [f.name for f in replaced.files] == ["nano_tree.root"]
     assert list(load_dataset(store_url, "nano2").files[0].trees) == ["Runs;1"]
@@ -169,17 +175,19 @@ def test_write_dataset_dask_refuses_to_replace_unless_asked(
 QUERY = "select any(Muon_pt > 20) and nMuon >= 2, project nMuon, Muon_pt, MET_pt"
 
 
-def test_run_query_dask_equals_query_file(client: Client, dataset: Any, store_url: str) -> None:
-    tables = run_query_dask(client, store_url, dataset, QUERY)
+def test_queries_on_dask_equal_queries_in_process(
+    client: Client, dataset: Any, store_url: str
+) -> None:
+    tables = query_tables(dataset, QUERY, OnDask(client))
     assert isinstance(tables, list) and len(tables) == len(dataset.files)
     for table, f in zip(tables, dataset.files, strict=True):
         assert table.equals(query_file(store_url, f, QUERY).table)
-    one = run_query_dask(client, store_url, dataset.files[0], QUERY)
+    one = query_file(store_url, dataset.files[0], QUERY, OnDask(client)).table
     assert one.equals(tables[0])
 
 
-def test_run_query_dask_matches_uproot(client: Client, dataset: Any, store_url: str) -> None:
-    tables = run_query_dask(client, store_url, dataset, QUERY)
+def test_queries_on_dask_match_uproot(client: Client, dataset: Any, store_url: str) -> None:
+    tables = query_tables(dataset, QUERY, OnDask(client))
     for table, path in zip(tables, FILES, strict=True):
         events = uproot.open(path)["Events"].arrays(["nMuon", "Muon_pt", "MET_pt"])
         mask = ak.any(events.Muon_pt > np.float32(20), axis=1) & (events.nMuon >= 2)
@@ -190,7 +198,9 @@ def test_run_query_dask_matches_uproot(client: Client, dataset: Any, store_url: 
 
 
 def test_queries_run_as_one_task_per_object(client: Client, dataset: Any, store_url: str) -> None:
-    results = query_files_dask(client, store_url, dataset.files, "select nMuon >= 0, project run")
+    query = parse_query("select nMuon >= 0, project run")
+    plans = [plan(f, query) for f in dataset.files]
+    results = run_plans(plans, OnDask(client), label="query-skyhook-nano")
     objects = [len(f.trees["Events;1"].objects) for f in dataset.files]
     assert [r.objects_scanned for r in results] == objects
     assert [r.metrics.calls for r in results] == objects

@@ -29,16 +29,16 @@ import pyarrow as pa
 import pytest
 import uproot
 from distributed import Client, LocalCluster, WorkerPlugin
+from query_support import query_file, query_tables
 
-from skyhook_dask import backends
-from skyhook_dask.backends.local import LocalStore
-from skyhook_dask.catalog import Dataset, load_dataset
-from skyhook_dask.driver import run_query_dask, write_dataset_dask
+from skyhook_dask import storage as backends
+from skyhook_dask.catalog.model import Dataset, load_dataset
+from skyhook_dask.catalog.verify import verify_dataset
 from skyhook_dask.exceptions import StoreUnavailableError
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.querying import query_file
-from skyhook_dask.verify import verify_dataset
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.runtime.mappers import OnDask
+from skyhook_dask.storage.local import LocalStore
 
 SLOW_SCHEME = "slowfile"
 SLOW_SECONDS = 0.04  # per object write or class call on a worker: kills land mid-task
@@ -148,7 +148,9 @@ def test_worker_killed_during_dask_ingest(
     store = backends.open_store(url)
     sources = [str(f) for f in files]
     thread, outcome = _in_thread(
-        lambda: write_dataset_dask(two_workers, url, sources, "killed", object_size=40_000)
+        lambda: write_dataset(
+            url, sources, "killed", object_size=40_000, mapper=OnDask(two_workers)
+        )
     )
     _kill_a_busy_worker(two_workers, lambda: any(True for _ in store.list("killed/data/")))
     thread.join(120)
@@ -173,7 +175,7 @@ def test_worker_killed_during_dask_query(
     assert sum(t.num_rows for t in expected) > 0
     url = f"{SLOW_SCHEME}://{directory}"
     slow = load_dataset(url, "q")
-    thread, outcome = _in_thread(lambda: run_query_dask(two_workers, url, slow, QUERY))
+    thread, outcome = _in_thread(lambda: query_tables(slow, QUERY, OnDask(two_workers)))
     _kill_a_busy_worker(two_workers, lambda: True)
     thread.join(120)
     assert not thread.is_alive()
@@ -276,9 +278,7 @@ def test_repeated_worker_kills_soak(two_workers: Client, files: list[Path], tmp_
     slow_dataset = load_dataset(f"{SLOW_SCHEME}://{directory}", "q")
     for _ in range(5):
         two_workers.wait_for_workers(2, timeout=60)
-        thread, outcome = _in_thread(
-            lambda: run_query_dask(two_workers, slow_dataset.store_url, slow_dataset, QUERY)
-        )
+        thread, outcome = _in_thread(lambda: query_tables(slow_dataset, QUERY, OnDask(two_workers)))
         _kill_a_busy_worker(two_workers, lambda: True)
         thread.join(120)
         assert "error" not in outcome, outcome.get("error")

@@ -14,8 +14,8 @@ import pytest
 from planning_support import sample_events, selected
 
 from skyhook_dask.exceptions import QueryError, QueryTypeError, UnknownColumnError
-from skyhook_dask.expr import Call, Column, Literal
-from skyhook_dask.planning import arrow_expression_to_expr, filters_to_expr
+from skyhook_dask.query.expr import Call, Column, Literal
+from skyhook_dask.query.filters import arrow_expression_to_expr, filters_to_expr
 
 events = pytest.fixture(scope="module")(sample_events)
 

@@ -21,13 +21,12 @@ import pytest
 import uproot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from query_support import query_file
 from reliability_support import SAMPLE_PAYLOADS, SMALL_OBJECTS, needs_slow, sample_table, slow
 from reliability_support import small as small  # a module-scoped fixture
 
-from skyhook_dask import manifest as mf
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.backends.memory import MemoryStore
-from skyhook_dask.catalog import Dataset
+from skyhook_dask.catalog.model import Dataset
+from skyhook_dask.catalog.verify import verify_dataset
 from skyhook_dask.exceptions import (
     ChecksumError,
     ClassNotAvailableError,
@@ -36,13 +35,14 @@ from skyhook_dask.exceptions import (
     QuerySyntaxError,
     SkyhookError,
 )
-from skyhook_dask.execution import call_class
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.objects import write_object
-from skyhook_dask.protocol import decode_result
-from skyhook_dask.query import Query, parse_query
-from skyhook_dask.querying import query_file
-from skyhook_dask.verify import verify_dataset
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.formats.objects import write_object
+from skyhook_dask.formats.protocol import decode_result
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.query.parser import Query, parse_query
+from skyhook_dask.runtime.calls import call_class
+from skyhook_dask.storage import close_stores, open_store
+from skyhook_dask.storage.memory import MemoryStore
 
 # --- fuzzing the query parser ------------------------------------------------------------------
 
@@ -154,7 +154,7 @@ def _check_corruptions(count: int, seed: int) -> dict[str, int]:
     return outcomes
 
 
-@pytest.mark.filterwarnings("ignore::skyhook_dask.execution.ClientSideFallbackWarning")
+@pytest.mark.filterwarnings("ignore::skyhook_dask.runtime.calls.ClientSideFallbackWarning")
 def test_corrupt_objects_raise_named_errors() -> None:
     outcomes = _check_corruptions(300, seed=1)
     assert outcomes["ObjectFormatError"] > 300  # the corruptions did reach the decoder
@@ -162,7 +162,7 @@ def test_corrupt_objects_raise_named_errors() -> None:
 
 @slow
 @needs_slow
-@pytest.mark.filterwarnings("ignore::skyhook_dask.execution.ClientSideFallbackWarning")
+@pytest.mark.filterwarnings("ignore::skyhook_dask.runtime.calls.ClientSideFallbackWarning")
 def test_corrupt_objects_soak() -> None:
     outcomes = _check_corruptions(20_000, seed=2)
     print(f"\n{outcomes}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 
-from skyhook_dask.generate import COLLECTIONS, generate_nanoaod, main
+from skyhook_dask.ingest.generate import COLLECTIONS, generate_nanoaod, main
 
 N = 20_000
 

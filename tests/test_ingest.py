@@ -27,12 +27,12 @@ from ingest_support import (
     small_files,
 )
 
-from skyhook_dask import manifest as mf
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import Dataset
+from skyhook_dask.catalog.model import Dataset
 from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import IngestError
-from skyhook_dask.ingest import SkippedBranchWarning, write_dataset
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.ingest.pipeline import SkippedBranchWarning, write_dataset
+from skyhook_dask.storage import close_stores, open_store
 
 DATA = DATA_DIR
 SAMPLES = sorted(DATA.glob("*.root"))
@@ -222,7 +222,7 @@ def test_unknown_and_unreadable_branches_are_skipped(
 def test_branch_that_fails_arrow_conversion_is_skipped(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skyhook_dask import rootfile
+    from skyhook_dask.ingest import rootfile
 
     original = rootfile._convert
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from ingest_support import SMALL, assert_matches_root, memory_store, small_files
 
-from skyhook_dask.catalog import list_datasets
+from skyhook_dask.catalog.model import list_datasets
 from skyhook_dask.data import DATA_DIR
 from skyhook_dask.exceptions import IngestError, InvalidNameError
-from skyhook_dask.ingest import write_dataset
+from skyhook_dask.ingest.pipeline import write_dataset
 
 DATA = DATA_DIR
 

@@ -3,7 +3,6 @@ committed files, the ``skyhook k8s`` commands, the worker preload and the batch 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -18,9 +17,9 @@ import pytest
 import uproot
 import yaml
 
+from skyhook_dask.cli import build_parser
 from skyhook_dask.data import sample_path
 from skyhook_dask.k8s import FILES, KINDS, documents, write_manifests
-from skyhook_dask.k8s.commands import add_k8s_commands
 from skyhook_dask.k8s.manifests import DEFAULT_QUERY, DEFAULT_STORE
 
 try:
@@ -298,9 +297,7 @@ def test_pod_without_store_uses_the_embedded_store() -> None:
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="skyhook")
-    add_k8s_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     code = args.func(args)
     out, err = capsys.readouterr()
     return code, out, err
@@ -387,7 +384,7 @@ def test_preload_and_run_batch_on_a_dask_cluster(
     from distributed import Client, LocalCluster
 
     from skyhook_dask.k8s.batch import run_batch
-    from skyhook_dask.plugin import PLUGIN_NAME
+    from skyhook_dask.runtime.plugin import PLUGIN_NAME
 
     store = f"file://{tmp_path / 'store'}"
     monkeypatch.setenv("SKYHOOK_STORE", store)

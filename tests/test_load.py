@@ -19,14 +19,13 @@ import awkward as ak
 import pyarrow as pa
 import pytest
 import uproot
+from query_support import aggregate_objects, plan_file, query_file
 from reliability_support import needs_slow, slow
 from reliability_support import small as small  # a module-scoped fixture
 
-from skyhook_dask.execution import aggregate_objects
-from skyhook_dask.expr import Column
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.protocol import Aggregate, ScanRequest
-from skyhook_dask.querying import plan_file, query_file
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.query.expr import Column
 
 LOAD_QUERIES = [
     "project event_id MET_pt",
@@ -40,7 +39,7 @@ AGGREGATE_PREDICATES = ["select nMuon >= 1", "select any(Jet_pt > 40)"]
 
 
 def _aggregate_request(file: Any, text: str) -> ScanRequest:
-    predicate = plan_file(file, text).bound.predicate
+    predicate = plan_file(file, text).predicate
     aggregates = (
         Aggregate("count"),
         Aggregate("sum", Column("MET_pt")),
@@ -56,7 +55,7 @@ def _workload(url: str, file: Any) -> list[Callable[[], Any]]:
         lambda q=q: query_file(url, file, q).table for q in LOAD_QUERIES
     ]
     jobs += [
-        lambda p=p: aggregate_objects(url, names, _aggregate_request(file, p))[0]
+        lambda p=p: aggregate_objects(url, names, _aggregate_request(file, p))
         for p in AGGREGATE_PREDICATES
     ]
     return jobs
@@ -116,7 +115,7 @@ def load_file(ceph_cluster: Any, small: list[Path]) -> Any:
         ceph_cluster.url,
         [o.name for o in file.trees["Events;1"].objects],
         _aggregate_request(file, "select nMuon >= 1"),
-    )[0]
+    )
     mask = events.nMuon >= 1
     assert total[0] == int(ak.sum(mask))
     assert total[1] == pytest.approx(float(ak.sum(events.MET_pt[mask])), rel=1e-5)

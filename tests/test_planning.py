@@ -20,12 +20,19 @@ from skyhook_dask.exceptions import (
     UnknownColumnError,
     UnknownTreeError,
 )
-from skyhook_dask.expr import Call, Column, Expr, Literal
-from skyhook_dask.planning import BoundQuery, bind, resolve_tree, split_key, to_request
-from skyhook_dask.protocol import ScanRequest, decode_request
-from skyhook_dask.query import parse_query
+from skyhook_dask.formats.protocol import ScanRequest, decode_request
+from skyhook_dask.ingest import write_dataset
+from skyhook_dask.plan import plan
+from skyhook_dask.query.binding import BoundQuery, resolve_tree, split_key
+from skyhook_dask.query.binding import bind as bind_query
+from skyhook_dask.query.expr import Call, Column, Expr, Literal
+from skyhook_dask.query.parser import Query, parse_query
 
 events = pytest.fixture(scope="module")(sample_events)
+
+
+def bind(query: str | Query, trees: dict[str, pa.Schema], default: str = "Events") -> BoundQuery:
+    return bind_query(parse_query(query) if isinstance(query, str) else query, trees, default)
 
 
 @pytest.fixture(scope="module")
@@ -285,16 +292,23 @@ def test_unsupported_column_types_are_named() -> None:
 # --- requests ----------------------------------------------------------------------------------
 
 
-def test_to_request_round_trips_through_the_wire_format(trees: dict[str, pa.Schema]) -> None:
-    bound = bind("select any(Muon_pt > 20.5) and nMuon >= 2, project Muon_pt nMuon", trees)
-    request = to_request(bound, compression="zstd")
-    assert request == ScanRequest(("Muon_pt", "nMuon"), bound.predicate, (), "zstd")
-    assert decode_request(request.encode()) == request
+def test_plan_requests_round_trip_through_the_wire_format() -> None:
+    file = write_dataset("memory://planning-wire", [SAMPLE], "wire", trees=["Events"]).files[0]
+    query = parse_query("select any(Muon_pt > 20.5) and nMuon >= 2, project Muon_pt nMuon")
+    scan = plan(file, query, compression="zstd")
+    bound = bind(query, {k: t.schema for k, t in file.trees.items()})
+    assert scan.objects and not any(o.unfiltered for o in scan.objects)
+    for obj in scan.objects:
+        request = scan.request(obj)
+        assert request == ScanRequest(("Muon_pt", "nMuon"), bound.predicate, (), "zstd")
+        assert decode_request(scan.payload(obj)) == request
 
 
-def test_to_request_rejects_what_the_wire_cannot_carry() -> None:
-    deep: Expr = Column("x")
-    for _ in range(70):
-        deep = Call("negate", (deep,))
-    with pytest.raises(QueryError, match="deeper"):
-        to_request(BoundQuery("T;1", (), Call("greater", (deep, Literal(1, "int64")))))
+def test_plans_refuse_what_the_wire_cannot_carry() -> None:
+    file = write_dataset("memory://planning-deep", [SAMPLE], "deep", trees=["Events"]).files[0]
+    terms = [f"MET_pt > {k}" for k in range(1500)]  # ~6000 nodes, more than the wire's 4096
+    while len(terms) > 1:  # a balanced "or" tree: shallow enough for the parser
+        pairs = zip(terms[::2], terms[1::2], strict=False)
+        terms = [f"({a} or {b})" for a, b in pairs] + (terms[-1:] if len(terms) % 2 else [])
+    with pytest.raises(QueryError, match=r"cannot be sent to storage.*nodes"):
+        plan(file, parse_query(f"select {terms[0]}"))

@@ -14,16 +14,16 @@ import dask
 import pytest
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from skyhook_dask import backends
-from skyhook_dask.backends.local import LocalStore
+from skyhook_dask import storage as backends
 from skyhook_dask.exceptions import StoreUnavailableError
-from skyhook_dask.plugin import (
+from skyhook_dask.runtime.plugin import (
     PLUGIN_NAME,
     StorePlugin,
     register_store_plugin,
     store_for,
     with_store,
 )
+from skyhook_dask.storage.local import LocalStore
 
 SCHEME = "countfile"
 

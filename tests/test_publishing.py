@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from ingest_support import SMALL, assert_matches_root, generated_file, memory_store, small_files
 
-from skyhook_dask.catalog import Dataset, list_datasets, load_dataset
+from skyhook_dask.catalog.model import Dataset, list_datasets, load_dataset
 from skyhook_dask.exceptions import DatasetExistsError, DatasetNotFoundError, IngestError
-from skyhook_dask.ingest import (
+from skyhook_dask.ingest.pipeline import (
     IngestOptions,
     collect_garbage,
     ingest_file,
@@ -20,7 +20,7 @@ from skyhook_dask.ingest import (
     publish,
     write_dataset,
 )
-from skyhook_dask.writer import dataset_lock
+from skyhook_dask.ingest.writer import dataset_lock
 
 store = pytest.fixture(memory_store)
 generated = pytest.fixture(scope="module")(generated_file)
@@ -60,7 +60,7 @@ def test_crash_before_publish_leaves_nothing_visible(store: Any, small: list[Pat
 def test_failure_during_publish_cleans_up(
     store: Any, small: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skyhook_dask import ingest
+    from skyhook_dask.ingest import pipeline as ingest
 
     def broken_publish(*args: Any, **kwargs: Any) -> Dataset:
         raise RuntimeError("power cut")

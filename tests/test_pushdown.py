@@ -18,13 +18,18 @@ import pytest
 import uproot
 from dask.dataframe.dask_expr._expr import Filter
 
-from skyhook_dask import pushdown
 from skyhook_dask.data import DATA_DIR
+from skyhook_dask.dataframe import pushdown
+from skyhook_dask.dataframe.pushdown import ReadSkyhook, check_internals
+from skyhook_dask.dataframe.reader import (
+    ColumnConflictWarning,
+    PushdownUnavailableWarning,
+    collect_metrics,
+    read_skyhook,
+)
 from skyhook_dask.exceptions import SchemaError
-from skyhook_dask.expr import Call, Column, Literal
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.pushdown import ReadSkyhook, check_internals
-from skyhook_dask.reader import ColumnConflictWarning, collect_metrics, read_skyhook
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.query.expr import Call, Column, Literal
 
 DATA = DATA_DIR
 DIMUON, TREE = DATA / "nano_dimuon.root", DATA / "nano_tree.root"
@@ -51,6 +56,11 @@ def truth() -> ak.Array:
     return uproot.open(DIMUON)["Events"].arrays(BRANCHES)
 
 
+def _optimized_any(collection: Any) -> tuple[Any, list[Filter]]:
+    expr = collection.optimize(fuse=False).expr
+    return expr, [e for e in expr.walk() if isinstance(e, Filter)]
+
+
 def _optimized(collection: Any) -> tuple[ReadSkyhook, list[Filter]]:
     expr = collection.optimize(fuse=False).expr
     readers = [e for e in expr.walk() if isinstance(e, ReadSkyhook)]
@@ -67,6 +77,25 @@ def test_a_missing_internal_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(pushdown, "REQUIRED_INTERNALS", required)
     with pytest.raises(ImportError, match="NoSuchExpr"):
         check_internals()
+
+
+def test_without_the_internals_reads_still_work_without_pushdown(
+    store_url: str, truth: ak.Array, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    required = {**pushdown.REQUIRED_INTERNALS, "dask.dataframe.dask_expr._expr": ("NoSuchExpr",)}
+    monkeypatch.setattr(pushdown, "REQUIRED_INTERNALS", required)
+    with pytest.warns(PushdownUnavailableWarning, match="NoSuchExpr"):
+        df = read_skyhook("dimuon", ["nMuon", "MET_pt"], store=store_url, index="event_id")
+    assert not any(isinstance(e, ReadSkyhook) for e in df.expr.walk())
+    assert df.npartitions == 4 and df.known_divisions
+    query = df[df.nMuon >= 2].MET_pt
+    _, filters = _optimized_any(query)
+    assert len(filters) == 1  # the filter stays after the read
+    mask = truth.nMuon >= 2
+    assert query.compute().tolist() == ak.to_list(truth.MET_pt[mask])
+    with pytest.warns(PushdownUnavailableWarning):
+        filtered = read_skyhook("dimuon", ["MET_pt"], [("nMuon", ">=", 2)], store=store_url)
+    assert filtered.MET_pt.compute().tolist() == ak.to_list(truth.MET_pt[mask])  # in storage
 
 
 def test_filter_and_projection_land_in_the_reader(store_url: str, truth: ak.Array) -> None:

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skyhook_dask.exceptions import QuerySyntaxError
-from skyhook_dask.expr import Call, Literal
-from skyhook_dask.protocol import MAX_DEPTH
-from skyhook_dask.query import FUNCTIONS, ColumnRef, Query, parse_query, quote_name, render
+from skyhook_dask.formats.protocol import MAX_DEPTH
+from skyhook_dask.query.expr import Call, Literal
+from skyhook_dask.query.parser import FUNCTIONS, ColumnRef, Query, parse_query, quote_name, render
 
 
 def col(name: str, tree: str | None = None, cycle: int | None = None) -> ColumnRef:

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from skyhook_dask.backends import open_store
-from skyhook_dask.backends.rados import RadosStore
 from skyhook_dask.ceph.cluster import DevCluster
 from skyhook_dask.exceptions import (
     ClassNotAvailableError,
@@ -24,6 +22,9 @@ from skyhook_dask.exceptions import (
     ProtocolError,
     StoreURLError,
 )
+from skyhook_dask.runtime.mappers import InProcess
+from skyhook_dask.storage import open_store
+from skyhook_dask.storage.rados import RadosStore
 
 # --- URLs (no cluster needed) ----------------------------------------------------------------
 
@@ -177,17 +178,20 @@ def test_output_larger_than_the_first_buffer_is_retried(
 
 
 @pytest.mark.ceph
-def test_exec_many_returns_outputs_in_order(rados_store: RadosStore, prefix: str) -> None:
+def test_concurrent_calls_on_one_connection_return_outputs_in_order(
+    rados_store: RadosStore, prefix: str
+) -> None:
     names = [f"{prefix}/o{i}" for i in range(40)]
     for i, name in enumerate(names):
         rados_store.write(name, f"object {i}".encode())
     calls = [(name, "hello", "replay", b"") for name in names] * 5
-    outputs = rados_store.exec_many(calls, max_in_flight=8)
+    threads = InProcess(8)
+    outputs = threads(rados_store.exec, calls, store_url=rados_store.url, label="replay")
     assert outputs == [f"object {i}".encode() for i in range(40)] * 5
-    assert rados_store.exec_many([]) == []
+    assert threads(rados_store.exec, [], store_url=rados_store.url, label="replay") == []
     calls[17] = (names[0], "hello", "no_such_method", b"")
     with pytest.raises(ClassNotAvailableError, match="no_such_method"):
-        rados_store.exec_many(calls)
+        threads(rados_store.exec, calls, store_url=rados_store.url, label="replay")
 
 
 @pytest.mark.ceph

@@ -16,16 +16,16 @@ import uproot
 from dask.delayed import Delayed
 from distributed import Client, progress, wait
 
-from skyhook_dask.catalog import load_dataset
+from skyhook_dask.catalog.model import load_dataset
 from skyhook_dask.data import DATA_DIR
+from skyhook_dask.dataframe.reader import collect_metrics, read_awkward, read_skyhook
 from skyhook_dask.exceptions import (
     DatasetNotFoundError,
     QuerySyntaxError,
     UnknownColumnError,
     UnknownTreeError,
 )
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.reader import collect_metrics, read_awkward, read_skyhook
+from skyhook_dask.ingest.pipeline import write_dataset
 
 DATA = DATA_DIR
 FILES = [DATA / "nano_dimuon.root", DATA / "nano_dy.root"]

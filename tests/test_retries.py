@@ -11,7 +11,6 @@ import dask
 import pytest
 from reliability_support import SAMPLE_PAYLOADS, sample_table
 
-from skyhook_dask.backends.memory import MemoryStore
 from skyhook_dask.exceptions import (
     ChecksumError,
     ObjectNotFoundError,
@@ -19,10 +18,11 @@ from skyhook_dask.exceptions import (
     SkyhookError,
     StoreUnavailableError,
 )
-from skyhook_dask.execution import call_class
-from skyhook_dask.objects import write_object
-from skyhook_dask.protocol import decode_result
+from skyhook_dask.formats.objects import write_object
+from skyhook_dask.formats.protocol import decode_result
 from skyhook_dask.retry import RetryPolicy, call_with_retries
+from skyhook_dask.runtime.calls import call_class
+from skyhook_dask.storage.memory import MemoryStore
 
 
 class FakeClock:

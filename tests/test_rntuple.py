@@ -12,14 +12,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import uproot
+from query_support import query_file
 
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import File
+from skyhook_dask.catalog.model import File
 from skyhook_dask.cli import main as cli_main
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.objects import read_columns
-from skyhook_dask.querying import query_file
+from skyhook_dask.formats.objects import read_columns
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.storage import close_stores, open_store
 
 EVENTS = 2500
 SMALL_OBJECTS = 40_000  # bytes: several objects per tree

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pytest
 from scan_support import call, col, events_table, expected_ids, lit, sample_events
 
-from skyhook_dask import scan
 from skyhook_dask.exceptions import QueryTypeError
-from skyhook_dask.expr import Expr
-from skyhook_dask.protocol import Aggregate, ScanRequest
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest
+from skyhook_dask.objclass import scan
+from skyhook_dask.query.expr import Expr
 
 events = pytest.fixture(scope="module")(sample_events)
 table = pytest.fixture(scope="module")(events_table)

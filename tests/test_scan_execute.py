@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 from scan_support import call, col, events_table, lit, sample_events
 
-from skyhook_dask import scan
 from skyhook_dask.exceptions import ObjectFormatError, ProtocolError, UnknownColumnError
-from skyhook_dask.objects import RangeFile, write_object
-from skyhook_dask.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.formats.objects import RangeFile, write_object
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest, decode_result
+from skyhook_dask.objclass import scan
 
 events = pytest.fixture(scope="module")(sample_events)
 table = pytest.fixture(scope="module")(events_table)

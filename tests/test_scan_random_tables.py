@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scan_support import call, col, expected_ids
 
-from skyhook_dask import scan
-from skyhook_dask.expr import Expr
-from skyhook_dask.protocol import Aggregate, ScanRequest
+from skyhook_dask.formats.protocol import Aggregate, ScanRequest
+from skyhook_dask.objclass import scan
+from skyhook_dask.query.expr import Expr
 
 TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
          "float32", "float64", "bool"]  # fmt: skip

@@ -21,19 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import distributed
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from query_support import query_tables
 
 from skyhook_dask import SkyhookDM
-from skyhook_dask import manifest as mf
-from skyhook_dask.backends import open_store, validate_name
-from skyhook_dask.backends.local import LocalStore
-from skyhook_dask.backends.rados import RadosStore
-from skyhook_dask.catalog import list_datasets, load_dataset
+from skyhook_dask.catalog.model import list_datasets, load_dataset
+from skyhook_dask.catalog.verify import verify_dataset
 from skyhook_dask.ceph.daemons import render_conf
 from skyhook_dask.data import sample_path
-from skyhook_dask.driver import query_files_dask
+from skyhook_dask.dataframe.reader import read_skyhook
 from skyhook_dask.exceptions import (
     InvalidNameError,
     QuerySyntaxError,
@@ -41,12 +40,15 @@ from skyhook_dask.exceptions import (
     UnknownColumnError,
     UnknownTreeError,
 )
-from skyhook_dask.ingest import collect_garbage, write_dataset
-from skyhook_dask.plugin import StorePlugin
-from skyhook_dask.query import ColumnRef, parse_query
-from skyhook_dask.querying import plan_file
-from skyhook_dask.reader import read_skyhook
-from skyhook_dask.verify import verify_dataset
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.ingest.pipeline import collect_garbage, write_dataset
+from skyhook_dask.plan import plan
+from skyhook_dask.query.parser import ColumnRef, parse_query
+from skyhook_dask.runtime.mappers import OnDask
+from skyhook_dask.runtime.plugin import StorePlugin
+from skyhook_dask.storage import open_store, validate_name
+from skyhook_dask.storage.local import LocalStore
+from skyhook_dask.storage.rados import RadosStore
 
 AUTH_OPTIONS = ("auth cluster required", "auth service required", "auth client required")
 
@@ -109,14 +111,26 @@ class RecordingClient:
 
     def submit(self, func: Callable[..., Any], *args: Any, key: Any = None, **kwargs: Any) -> Any:
         self.shipped.append(cloudpickle.dumps((func, args, kwargs)))
-        return func(*args, **kwargs)
+        return _Done(func(*args, **kwargs))
 
     def gather(self, futures: Any) -> Any:
-        return futures
+        return [f.result() for f in futures]
+
+
+class _Done:
+    status = "finished"
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 @pytest.mark.ceph
-def test_keyrings_never_travel_in_task_graphs(ceph_cluster: Any) -> None:
+def test_keyrings_never_travel_in_task_graphs(
+    ceph_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = _keys(ceph_cluster.keyring_path) + _keys(ceph_cluster.admin_keyring_path)
     url = ceph_cluster.url
     assert set(re.findall(r"[?&](\w+)=", url)) <= {"conf", "name", "keyring", "timeout"}
@@ -135,8 +149,9 @@ def test_keyrings_never_travel_in_task_graphs(ceph_cluster: Any) -> None:
     assert len(frame.compute()) > 0
     # runQuery on the Dask driver: the plugin and every scan task it would ship.
     client = RecordingClient()
-    results = query_files_dask(client, url, dataset.files, "select nMuon >= 2, project Muon_pt")  # type: ignore[arg-type]
-    assert results[0].table.num_rows > 0 and len(client.shipped) > 1
+    monkeypatch.setattr(distributed, "wait", lambda futures: None)  # they are all done
+    tables = query_tables(dataset, "select nMuon >= 2, project Muon_pt", OnDask(client))  # type: ignore[arg-type]
+    assert tables[0].num_rows > 0 and len(client.shipped) > 1
     for blob in client.shipped:
         _assert_no_secret(blob, secrets, "a runQuery task")
 
@@ -208,7 +223,7 @@ def test_names_that_look_like_code_are_only_names() -> None:
         query = parse_query(text)
         assert all(isinstance(ref, ColumnRef) for ref in query.column_refs())
         with pytest.raises(error):
-            plan_file(file, query)
+            plan(file, query)
 
 
 # --- names cannot escape a store or a dataset --------------------------------------------------

@@ -13,11 +13,18 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from planning_support import sample_events, selected
 
-from skyhook_dask import manifest as mf
-from skyhook_dask.expr import Call, Column, Expr, Literal
-from skyhook_dask.planning import bind, may_match, must_match
+from skyhook_dask.formats import manifest as mf
+from skyhook_dask.query.binding import BoundQuery
+from skyhook_dask.query.binding import bind as bind_query
+from skyhook_dask.query.expr import Call, Column, Expr, Literal
+from skyhook_dask.query.parser import parse_query
+from skyhook_dask.query.skipping import may_match, must_match
 
 events = pytest.fixture(scope="module")(sample_events)
+
+
+def bind(text: str, trees: Any) -> BoundQuery:
+    return bind_query(parse_query(text), trees)
 
 
 def column_stats(table: pa.Table, as_float: bool = True) -> dict[str, dict[str, Any]]:

@@ -12,12 +12,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from skyhook_dask.backends import close_stores, open_store
-from skyhook_dask.catalog import list_datasets, load_dataset
+from skyhook_dask.catalog.model import list_datasets, load_dataset
 from skyhook_dask.exceptions import DatasetExistsError, InvalidNameError, SchemaError
-from skyhook_dask.ingest import add_dataset_schema, write_arrow_table
-from skyhook_dask.objects import read_columns
-from skyhook_dask.tables import parse_qastle, selection_result
+from skyhook_dask.formats.objects import read_columns
+from skyhook_dask.ingest.pipeline import add_dataset_schema, write_arrow_table
+from skyhook_dask.ingest.tables import parse_qastle, selection_result
+from skyhook_dask.storage import close_stores, open_store
 
 # The dataset schema of the seed README's "write dataset" example.
 SEED_SCHEMA = r"""{
@@ -178,7 +178,7 @@ def test_reregistering_a_schema(store: Any) -> None:
 
 
 def test_failed_write_leaves_nothing(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from skyhook_dask import tables
+    from skyhook_dask.ingest import tables
 
     add_dataset_schema(store, SEED_SCHEMA)
     kept = write_arrow_table(store, pa.Table.from_pandas(seed_frame()), SEED_NAME)

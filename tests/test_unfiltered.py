@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import uproot
 from distributed import Client
+from query_support import plan_file, query_file
 
-from skyhook_dask.driver import query_files_dask
-from skyhook_dask.generate import generate_nanoaod
-from skyhook_dask.ingest import write_dataset
-from skyhook_dask.planning import to_request
-from skyhook_dask.protocol import decode_request
-from skyhook_dask.querying import object_payloads, plan_file, query_file
-from skyhook_dask.reader import read_skyhook
+from skyhook_dask.dataframe.reader import read_skyhook
+from skyhook_dask.formats.protocol import decode_request
+from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.ingest.pipeline import write_dataset
+from skyhook_dask.runtime.mappers import OnDask
 
 EVENTS = 3000
 OBJECTS = 40_000  # bytes: about ten objects, each holding a range of event numbers
@@ -40,15 +39,13 @@ def test_only_objects_within_the_bounds_drop_the_predicate(source: Path, events:
     file = write_dataset(url, [source], "plan", object_size=OBJECTS).files[0]
     cut = int(events.event[EVENTS // 2])
     plan = plan_file(file, f"select event >= {cut}, project Muon_pt")
-    requests = [
-        decode_request(p)
-        for p in object_payloads(to_request(plan.bound), [o.stats for o in plan.objects])
-    ]
+    requests = [decode_request(plan.payload(o)) for o in plan.objects]
     filtered = [r.predicate is not None for r in requests]
-    objects = plan.objects
-    assert len(objects) + len(plan.skipped) > 3 and any(filtered) and not all(filtered)
-    for obj, needs_filter in zip(objects, filtered, strict=True):
-        assert needs_filter == (obj.stats["event"]["min"] < cut)  # event numbers rise
+    assert filtered == [not o.unfiltered for o in plan.objects]
+    assert len(plan.objects) + len(plan.skipped) > 3 and any(filtered) and not all(filtered)
+    stats = {o.name: o.stats for o in file.trees["Events;1"].objects}
+    for obj, needs_filter in zip(plan.objects, filtered, strict=True):
+        assert needs_filter == (stats[obj.name]["event"]["min"] < cut)  # event numbers rise
 
 
 def test_results_equal_uproot(store_url: str, prefix: str, source: Path, events: ak.Array) -> None:
@@ -73,9 +70,9 @@ def test_dask_tasks_scan_unfiltered_objects_too(
     url = tmp_path.as_uri()
     file = write_dataset(url, [source], "dask", object_size=OBJECTS).files[0]
     cut = int(events.event[EVENTS // 2])
-    (result,) = query_files_dask(client, url, [file], f"select event < {cut}, project event")
+    result = query_file(url, file, f"select event < {cut}, project event", OnDask(client))
     assert result.table.column("event").to_pylist() == ak.to_list(events.event[events.event < cut])
-    (whole,) = query_files_dask(client, url, [file], "select run == 1")
+    whole = query_file(url, file, "select run == 1", OnDask(client))
     assert whole.table.num_rows == EVENTS
     assert np.array_equal(whole.table.column("PV_npvs").to_numpy(), ak.to_numpy(events.PV_npvs))
 

@@ -24,13 +24,11 @@ def default_cluster_dir() -> Path:
     return Path(base, "skyhook-ceph")
 
 
-def add_ceph_commands(subparsers: Any) -> None:
-    """Add ``ceph up|down|status|link-rados`` to the ``skyhook`` CLI's subparsers."""
-    ceph = subparsers.add_parser(
-        "ceph", help="run a single-node Ceph cluster for development", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    actions = ceph.add_subparsers(dest="ceph_command", required=True)
+HELP = "run a single-node Ceph cluster for development"
+
+
+def add_ceph_commands(actions: Any) -> None:
+    """Add ``up``, ``down``, ``status`` and ``link-rados`` to ``skyhook ceph``'s subparsers."""
 
     def action(name: str, func: Any, help: str, with_dir: bool = True) -> argparse.ArgumentParser:
         parser = actions.add_parser(name, help=help, description=help)

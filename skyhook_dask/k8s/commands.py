@@ -34,15 +34,12 @@ _RENDER_OPTIONS = {
 }
 
 
-def add_k8s_commands(subparsers: Any) -> None:
-    """Add ``k8s render`` and ``k8s run-batch`` to the ``skyhook`` CLI's subparsers."""
-    from . import KINDS
+HELP = "Kubernetes manifests and the batch job they run"
 
-    k8s = subparsers.add_parser(
-        "k8s", help="Kubernetes manifests and the batch job they run", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    actions = k8s.add_subparsers(dest="k8s_command", required=True)
+
+def add_k8s_commands(actions: Any) -> None:
+    """Add ``render`` and ``run-batch`` to ``skyhook k8s``'s subparsers."""
+    from . import KINDS
 
     kinds = "; ".join(f"{kind}: {what}" for kind, (what, _) in KINDS.items())
     render = actions.add_parser(

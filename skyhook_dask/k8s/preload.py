@@ -1,6 +1,6 @@
 """Dask worker preload: ``dask worker --preload skyhook_dask.k8s.preload`` with ``$SKYHOOK_STORE``.
 
-The worker installs the store plugin (:class:`skyhook_dask.plugin.StorePlugin`) for that URL
+The worker installs the store plugin (:class:`skyhook_dask.runtime.plugin.StorePlugin`) for that URL
 while it starts, so its connection is open before the first task arrives and tasks submitted by
 any client reuse it. A client that registers the plugin itself (the driver does) replaces this
 one with a plugin holding every URL it registered; nothing else changes.
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def dask_setup(worker: Worker) -> None:
     """Called by the worker for ``--preload``: install the store plugin for ``$SKYHOOK_STORE``."""
-    from ..plugin import PLUGIN_NAME, StorePlugin
+    from ..runtime.plugin import PLUGIN_NAME, StorePlugin
 
     url = os.environ.get(STORE_ENV, "").strip()
     if not url:

@@ -1,0 +1,364 @@
+"""The work of a coffea run over Skyhook: chunks (work items) and the function each one runs.
+
+:func:`work_items` turns a dataset (or a coffea-like fileset of datasets) into
+:class:`SkyhookWorkItem` s -- one per object, or ``chunks_per_object`` event ranges of one --
+after skipping the objects whose statistics exclude the preselection.
+:class:`ChunkProcessor` is the picklable function an executor calls per item: it builds the
+chunk's lazy NanoEvents (:mod:`skyhook_dask.coffea.mapping`), runs the processor and returns
+``{"out": output, "report": RunReport}``, which coffea's ``accumulate`` merges.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import cloudpickle
+import lz4.frame
+import pyarrow as pa
+from coffea import processor as coffea_processor
+
+from ..catalog.model import Dataset, File, TreeInfo, load_dataset
+from ..formats import manifest as mf
+from ..plan.plan import plan
+from ..query.expr import Expr
+from ..query.parser import Query, parse_query
+from ..storage import normalize_url
+from .mapping import ChunkColumns, ChunkSpec, base_form, make_events
+
+__all__ = [
+    "ChunkProcessor",
+    "DatasetSpec",
+    "Payload",
+    "RunReport",
+    "SkyhookWorkItem",
+    "describe",
+    "work_items",
+]
+
+DatasetSpec = str | Dataset | Mapping[str, Any]
+
+
+# --- work items --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkyhookWorkItem:
+    """One chunk: events ``[entrystart, entrystop)`` of ``filename``, all in one object.
+
+    The fields coffea's ``WorkItem`` has keep their meaning; ``object_name`` (None for an
+    empty chunk), ``object_rows`` and ``preselect`` say where and how the events are read.
+    """
+
+    dataset: str
+    filename: str
+    treename: str
+    entrystart: int
+    entrystop: int
+    store_url: str
+    object_name: str | None
+    object_rows: int
+    object_bytes: int
+    schema_key: str
+    preselect: Expr | None = None
+    usermeta: dict[str, Any] | None = field(default=None, compare=False)
+    root_uuid: str = ""  # the ingested ROOT file's UUID, as coffea's metadata["fileuuid"]
+
+    def __len__(self) -> int:
+        return self.entrystop - self.entrystart
+
+    @property
+    def fileuuid(self) -> bytes:
+        """What coffea's DaskExecutor(worker_affinity=True) hashes: here the object, so the
+        chunks of one object go to one worker."""
+        return (self.object_name or "").encode()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One fileset entry: a coffea dataset label over the chosen files of a Skyhook dataset."""
+
+    label: str
+    dataset: Dataset
+    files: tuple[File, ...]
+    treename: str
+    metadata: dict[str, Any]
+
+
+def _load(spec: str | Dataset, store: str | os.PathLike[str] | None) -> Dataset:
+    if isinstance(spec, Dataset):
+        return spec
+    if isinstance(spec, str):
+        return load_dataset(normalize_url(store), spec)
+    raise TypeError(f"a Skyhook dataset is a name or a Dataset, not {type(spec).__name__}")
+
+
+def _entries(
+    dataset: DatasetSpec,
+    store: str | os.PathLike[str] | None,
+    treename: str,
+    metadata: Mapping[str, Any] | None,
+) -> list[_Entry]:
+    """``dataset`` as fileset entries: a name or Dataset (labelled by its name), or a mapping
+    ``{label: name | Dataset | {"dataset": ..., "files": [...], "treename": ..., "metadata":
+    {...}}}`` like coffea's filesets."""
+    common = dict(metadata or {})
+    if isinstance(dataset, str | Dataset):
+        ds = _load(dataset, store)
+        return [_Entry(ds.name, ds, tuple(ds.files), treename, common)]
+    if not isinstance(dataset, Mapping):
+        raise TypeError(
+            f"dataset must be a name, a Dataset or a fileset mapping, not {type(dataset).__name__}"
+        )
+    entries = []
+    for label, spec in dataset.items():
+        options = dict(spec) if isinstance(spec, Mapping) else {"dataset": spec}
+        unknown = set(options) - {"dataset", "files", "treename", "metadata"}
+        if unknown or "dataset" not in options:
+            raise ValueError(
+                f"fileset entry {label!r}: expected keys 'dataset' (required), 'files', "
+                f"'treename', 'metadata'; got {sorted(options)}"
+            )
+        ds = _load(options["dataset"], store)
+        names = options.get("files")
+        files = tuple(ds.files) if names is None else tuple(ds.file(str(n)) for n in names)
+        meta = {**common, **dict(options.get("metadata") or {})}
+        entries.append(_Entry(str(label), ds, files, options.get("treename", treename), meta))
+    if not entries:
+        raise ValueError("the fileset is empty")
+    return entries
+
+
+def _preselection(preselect: str | Query | None) -> Query | None:
+    """``preselect`` as a query: a predicate, with or without the leading ``select``."""
+    if preselect is None or isinstance(preselect, Query):
+        query = preselect
+    else:
+        text = preselect.strip()
+        first = text.split(None, 1)[0].lower() if text else ""
+        query = parse_query(text if first == "select" else f"select {text}")
+    if query is not None and query.projection:
+        raise ValueError(f"preselect is a predicate, not a projection: {query.to_string()!r}")
+    return query
+
+
+def _ranges(first: int, stop: int, parts: int) -> Iterator[tuple[int, int]]:
+    count = stop - first
+    parts = max(1, min(parts, count))
+    bounds = [first + (i * count) // parts for i in range(parts + 1)]
+    yield from itertools.pairwise(bounds)
+
+
+def _schema_key(dataset: Dataset, file: File, tree: TreeInfo) -> str:
+    return f"{dataset.name}:{dataset.ingest_id}:{file.file_no}:{tree.key}"
+
+
+def work_items(
+    dataset: DatasetSpec,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    preselect: str | Query | None = None,
+    treename: str = "Events",
+    chunks_per_object: int = 1,
+    metadata: Mapping[str, Any] | None = None,
+) -> tuple[list[SkyhookWorkItem], dict[str, str], int]:
+    """The chunks of a run, the tree schemas they need (base64, by tree), and how
+    many objects the preselection let be skipped by their statistics.
+
+    When every object is skipped (or the trees are empty) one empty chunk remains, so the
+    processor still runs once and its output has its usual shape.
+    """
+    if chunks_per_object < 1:
+        raise ValueError(f"chunks_per_object must be >= 1, not {chunks_per_object}")
+    items: list[SkyhookWorkItem] = []
+    schemas: dict[str, str] = {}
+    skipped = 0
+    first_empty: SkyhookWorkItem | None = None
+    query = _preselection(preselect)
+    for entry in _entries(dataset, store, treename, metadata):
+        for file in entry.files:
+            tree = file.tree(entry.treename)
+            key = _schema_key(entry.dataset, file, tree)
+            schemas[key] = tree.schema_b64
+            where = f"in the preselection, for file {file.name!r} of dataset {entry.dataset.name!r}"
+            scan = plan(file, query, tree=tree.key, where=where)
+            common = {
+                "dataset": entry.label,
+                "filename": file.url or file.name,
+                "store_url": entry.dataset.store_url,
+                "treename": entry.treename,
+                "schema_key": key,
+                "usermeta": entry.metadata or None,
+                "root_uuid": file.uuid or "",
+            }
+            if first_empty is None:
+                first_empty = SkyhookWorkItem(
+                    entrystart=0,
+                    entrystop=0,
+                    object_name=None,
+                    object_rows=0,
+                    object_bytes=0,
+                    **common,
+                )
+            skipped += len(scan.skipped)
+            for obj in scan.objects:
+                for start, stop in _ranges(obj.first_event, obj.stop_event, chunks_per_object):
+                    items.append(
+                        SkyhookWorkItem(
+                            entrystart=start,
+                            entrystop=stop,
+                            object_name=obj.name,
+                            object_rows=obj.rows,
+                            object_bytes=obj.bytes,
+                            # None where the statistics prove every event passes
+                            preselect=None if obj.unfiltered else scan.predicate,
+                            **common,
+                        )
+                    )
+    if not items and first_empty is not None:
+        items.append(first_empty)
+    return items, schemas, skipped
+
+
+# --- processing one chunk ----------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    """What a run read: the columns fetched (with the bytes returned for each), the storage
+    calls, and the events before and after the preselection."""
+
+    columns: dict[str, int] = field(default_factory=dict)
+    chunks: int = 0
+    rows_in: int = 0  # events in the chunks' ranges
+    rows_out: int = 0  # events the processor saw (those passing the preselection)
+    calls: int = 0
+    bytes_returned: int = 0  # result bytes sent back by the storage
+    bytes_read: int = 0  # object bytes the storage read to answer
+    objects: int = 0  # objects processed
+    object_bytes: int = 0  # their stored size: what reading them whole would cost
+    objects_skipped: int = 0  # objects the preselection excluded by their statistics
+
+    @property
+    def fetched(self) -> list[str]:
+        """The columns fetched, sorted."""
+        return sorted(self.columns)
+
+    def __add__(self, other: RunReport) -> RunReport:
+        columns = dict(self.columns)
+        for name, size in other.columns.items():
+            columns[name] = columns.get(name, 0) + size
+        sums = {
+            name: getattr(self, name) + getattr(other, name)
+            for name in self.__dataclass_fields__
+            if name != "columns"
+        }
+        return RunReport(columns=columns, **sums)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What every chunk needs and is large: the pickled processor and the trees' schemas."""
+
+    processor: bytes
+    schemas: Mapping[str, str]
+
+
+@lru_cache(maxsize=16)
+def _schema(text: str) -> pa.Schema:
+    return mf.decode_schema(text)
+
+
+@lru_cache(maxsize=16)
+def _form_json(text: str) -> str:
+    # Kept as JSON: parsing it gives each chunk its own copy (the schema edits the form)
+    # several times faster than deep-copying ~1500 branch forms.
+    return json.dumps(base_form(_schema(text)))
+
+
+def describe(item: SkyhookWorkItem) -> str:
+    where = f"object {item.object_name}" if item.object_name else "an empty chunk"
+    return (
+        f"events {item.entrystart}..{item.entrystop} of {item.filename} (dataset "
+        f"{item.dataset!r}, {where})"
+    )
+
+
+@dataclass(frozen=True)
+class ChunkProcessor:
+    """The function each chunk runs (in this process, a pool process or a Dask worker).
+
+    ``payload`` is None when it travels with the items instead (Dask's ``heavy_input``).
+    """
+
+    schemaclass: Any
+    strict: bool
+    compression: str | None
+    payload: Payload | None = None
+
+    def __call__(self, item: SkyhookWorkItem | tuple[SkyhookWorkItem, Payload]) -> dict[str, Any]:
+        if isinstance(item, tuple):
+            item, payload = item
+        else:
+            assert self.payload is not None
+            payload = self.payload
+        # A fresh processor per chunk, as coffea's Runner does: no state leaks between chunks.
+        processor = cloudpickle.loads(lz4.frame.decompress(payload.processor))
+        text = payload.schemas[item.schema_key]
+        spec = ChunkSpec(
+            item.store_url,
+            item.object_name,
+            item.entrystart,
+            item.entrystop,
+            len(item) == item.object_rows,
+            item.preselect,
+            self.compression,
+            self.strict,
+        )
+        columns = ChunkColumns(spec, _schema(text))
+        metadata = {
+            "dataset": item.dataset,
+            "filename": item.filename,
+            "treename": item.treename,
+            "entrystart": item.entrystart,
+            "entrystop": item.entrystop,
+            "fileuuid": item.root_uuid,
+            **(item.usermeta or {}),
+        }
+        uuid = f"{item.object_name or 'empty'}:{item.entrystart}-{item.entrystop}"
+        try:
+            events = make_events(
+                columns,
+                self.schemaclass,
+                metadata,
+                uuid,
+                item.treename,
+                json.loads(_form_json(text)),
+            )
+            if isinstance(processor, coffea_processor.ProcessorABC):
+                out = processor.process(events)
+            else:
+                out = processor(events)
+        except Exception as exc:
+            exc.add_note(f"while processing {describe(item)}")
+            raise
+        if out is None:
+            raise ValueError(
+                f"the processor returned None for {describe(item)}; process() must return an "
+                "accumulator"
+            )
+        report = RunReport(
+            columns=dict(columns.fetched),
+            chunks=1,
+            rows_in=len(item),
+            rows_out=columns.rows,
+            calls=columns.metrics.calls,
+            bytes_returned=columns.metrics.bytes_returned,
+            bytes_read=columns.metrics.bytes_read,
+        )
+        return {"out": out, "report": report}

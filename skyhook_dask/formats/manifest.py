@@ -1,0 +1,215 @@
+"""The dataset manifest: one JSON document per dataset, ``{dataset}/manifest.json``.
+
+It is written last (one atomic ``write``), so a dataset is visible completely or not at all.
+Store layout of a dataset::
+
+    {dataset}/manifest.json                       this document
+    {dataset}/schema.json                         a registered dataset schema (addDatasetSchema)
+    {dataset}/manifest.lock                       held while a writer replaces the manifest
+    {dataset}/data/{ingest_id}/f{file:04d}-t{tree:03d}-{seq:06d}   data objects (Arrow IPC files)
+
+Format (``"format": "skyhook-dataset", "version": 1``)::
+
+    name          dataset name
+    created       ISO 8601 UTC time of this publication
+    ingest_id     id of the ingest that published it ("20260101T120000Z-1a2b3c4d")
+    schema        "{dataset}/schema.json" when a dataset schema is registered, else null
+    files         list of file entries:
+      file_no            position of the file in the dataset (unique)
+      name               base name of the source (or the table name of writeArrowTable)
+      url                where it was read from (null for written tables)
+      size               source size in bytes (null if unknown)
+      access_time        source atime, seconds since the epoch (null if unknown)
+      modification_time  source mtime, seconds since the epoch (null if unknown)
+      ingest_id          the ingest that wrote this file's objects
+      uuid               the ROOT file's UUID (null for written tables)
+      root               the file's logical layout: nested nodes, each
+                         {"name", "classtype", "datatype", "children"} where classtype is
+                         "TDirectory", "TTree", "TBranch", "RNTuple", "RField" (or the ROOT
+                         class of another object)
+                         and datatype the ROOT type name of a branch (uproot's typename, e.g.
+                         "float[]"), else null. Branch nodes add "column" (Arrow column name,
+                         null when skipped), "arrow_type" and, when skipped, "skipped" (reason);
+                         tree nodes add "key" and "entries".
+      trees              list of tree entries:
+        key              "Events;1" (directory path included: "dir/Events;1")
+        name, cycle      "Events", 1
+        path             path inside the file without cycle ("dir/Events")
+        entries          number of entries (events)
+        schema           base64 of the Arrow schema's IPC serialization (``schema.serialize()``)
+        skipped          [{"branch", "typename", "reason"}] branches that were not ingested
+        objects          list of object entries, in event order:
+          name           store object name
+          first_event    entry number of the first row; stop_event: one past the last (for a
+                         written table: row numbers in it, while its event_id column may hold
+                         the table's own ids; stats["event_id"] bounds those)
+          rows           stop_event - first_event
+          bytes          stored size; uncompressed_bytes: Arrow ``Table.nbytes`` of its table
+          checksum       "sha256:<hex>" of the stored bytes
+          stats          {column: {"nulls": n, "min": v, "max": v}}; min/max of the values
+                         (flattened for list columns) of numeric and bool columns, omitted when
+                         the column is empty or holds NaN or infinities
+
+Only the highest cycle of each tree is ingested (ROOT's own ``Get`` semantics); lower cycles
+are incomplete autosave copies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import secrets
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..exceptions import InvalidNameError, ObjectFormatError
+from .names import validate_name
+
+FORMAT = "skyhook-dataset"
+VERSION = 1
+MANIFEST = "manifest.json"
+SCHEMA = "schema.json"
+LOCK = "manifest.lock"
+DATA = "data"
+
+
+def validate_dataset_name(name: str) -> str:
+    """A dataset name is one object-name component (no '/')."""
+    validate_name(name, "dataset name")
+    if "/" in name:
+        raise InvalidNameError(f"dataset name {name!r} may not contain '/'")
+    return name
+
+
+def manifest_name(dataset: str) -> str:
+    return f"{dataset}/{MANIFEST}"
+
+
+def schema_name(dataset: str) -> str:
+    return f"{dataset}/{SCHEMA}"
+
+
+def lock_name(dataset: str) -> str:
+    return f"{dataset}/{LOCK}"
+
+
+def data_prefix(dataset: str, ingest_id: str | None = None) -> str:
+    return f"{dataset}/{DATA}/" + (f"{ingest_id}/" if ingest_id else "")
+
+
+def object_name(dataset: str, ingest_id: str, file_no: int, tree_no: int, seq: int) -> str:
+    return f"{data_prefix(dataset, ingest_id)}f{file_no:04d}-t{tree_no:03d}-{seq:06d}"
+
+
+def new_ingest_id() -> str:
+    """UTC time plus random hex: sorts by time, never collides with an earlier attempt."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def checksum(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def decode_schema(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def new_manifest(name: str, ingest_id: str, schema: str | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "created": utc_now(),
+        "ingest_id": ingest_id,
+        "schema": schema,
+        "files": [],
+    }
+
+
+def dumps(manifest: dict[str, Any]) -> bytes:
+    # allow_nan=False: the stats never hold NaN/inf, and strict JSON stays readable everywhere.
+    return json.dumps(manifest, allow_nan=False, separators=(",", ":")).encode()
+
+
+def loads(data: bytes, where: str) -> dict[str, Any]:
+    """Parse and check a manifest; ``where`` names it in errors."""
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise ObjectFormatError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ObjectFormatError(f"{where} is not a skyhook dataset manifest")
+    if manifest.get("version") != VERSION:
+        raise ObjectFormatError(
+            f"{where} has manifest version {manifest.get('version')!r}; this skyhook_dask reads "
+            f"version {VERSION} (upgrade skyhook_dask or re-ingest the dataset)"
+        )
+    return manifest
+
+
+def referenced_objects(manifest: dict[str, Any]) -> set[str]:
+    return {
+        obj["name"]
+        for file in manifest["files"]
+        for tree in file["trees"]
+        for obj in tree["objects"]
+    }
+
+
+# --- per-object column statistics --------------------------------------------------------------
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON-safe Python number (bool stays bool); None for NaN/inf."""
+    if isinstance(value, bool | int):
+        return value
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _leaf_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The values of a (possibly nested) list column, flattened down to its leaves."""
+    while (
+        pa.types.is_list(column.type)
+        or pa.types.is_large_list(column.type)
+        or (pa.types.is_fixed_size_list(column.type))
+    ):
+        column = pc.list_flatten(column)
+    return column
+
+
+def column_stats(column: pa.ChunkedArray) -> dict[str, Any]:
+    """``{"nulls", "min", "max"}`` of one column; min/max only where they bound every value."""
+    stats: dict[str, Any] = {"nulls": column.null_count}
+    values = _leaf_values(column)
+    kind = values.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return stats
+    if pa.types.is_float16(kind):  # Arrow compute has no half-float kernels
+        return stats
+    if len(values) - values.null_count == 0:
+        return stats
+    if pa.types.is_floating(kind) and pc.any(pc.is_nan(values)).as_py():
+        return stats
+    bounds = pc.min_max(values)
+    low, high = _json_number(bounds["min"].as_py()), _json_number(bounds["max"].as_py())
+    if low is not None and high is not None:
+        stats["min"], stats["max"] = low, high
+    return stats
+
+
+def table_stats(table: pa.Table) -> dict[str, dict[str, Any]]:
+    return {name: column_stats(table.column(name)) for name in table.column_names}

@@ -1,0 +1,392 @@
+"""The query language: ``select <predicate>, project <columns>`` parsed into a :class:`Query`.
+
+Grammar (clauses separated by top-level commas, in any order, each at most once)::
+
+    query     := [clause ("," clause)*]
+    clause    := "select" or_expr | "project" column ([","] column)*
+    or_expr   := and_expr (("or" | "||") and_expr)*
+    and_expr  := not_expr (("and" | "&&") not_expr)*
+    not_expr  := ("not" | "!") not_expr | compare
+    compare   := sum [("<" | "<=" | ">" | ">=" | "==" | "!=") sum]
+    sum       := product (("+" | "-") product)*
+    product   := unary (("*" | "/") unary)*
+    unary     := "-" unary | atom
+    atom      := number | "true" | "false" | column | function "(" or_expr ")" | "(" or_expr ")"
+    column    := [tree [";" cycle] "."] name
+
+In ``project``, a comma followed by anything but ``select``/``project`` continues the column
+list, so the seed's ``project Events;75.Muon_eta,Events;75.Muon_phi`` works. Names are ASCII
+identifiers; any other name (with dots, slashes, spaces, or a keyword) is written between
+backticks, a backtick inside doubled: ```dir/sub/Tree`;2.`Electron.pt```. Keywords (``select
+project and or not true false``) and function names (``abs`` and :data:`expr.LIST_REDUCTIONS`)
+are case-insensitive. Chained comparisons (``1 < x < 3``) are rejected.
+
+The predicate is a tree of :mod:`skyhook_dask.query.expr` nodes: :class:`~expr.Call` with the Arrow
+function names, :class:`~expr.Literal` with a provisional type (``int64``, ``uint64`` for
+integers above int64, ``double``, ``bool``; planning assigns the final one) and, as leaves,
+:class:`ColumnRef` -- a :class:`~expr.Column` subclass that also keeps the tree, the cycle and
+the position in the query text. A parsed query must be bound (:func:`planning.bind`) before it
+is sent: binding turns every ColumnRef into a plain Column named by its branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..exceptions import QuerySyntaxError
+from .expr import (
+    ARITHMETIC,
+    BOOLEAN,
+    COMPARISONS,
+    LIST_REDUCTIONS,
+    MAX_DEPTH,
+    UNARY,
+    Call,
+    Column,
+    Expr,
+    Literal,
+)
+from .tokens import (
+    CLAUSE_KEYWORDS,
+    INT64_MAX,
+    INT64_MIN,
+    KEYWORDS,
+    UINT64_MAX,
+    BareRef,
+    ColumnRef,
+    Token,
+    quote_name,
+    tokenize,
+)
+
+__all__ = [
+    "CLAUSE_KEYWORDS",
+    "FUNCTIONS",
+    "INT64_MAX",
+    "INT64_MIN",
+    "KEYWORDS",
+    "UINT64_MAX",
+    "ColumnRef",
+    "Query",
+    "Token",
+    "literal_type",
+    "parse_query",
+    "quote_name",
+    "render",
+    "tokenize",
+]
+
+FUNCTIONS = ("abs", *LIST_REDUCTIONS)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed query: projected columns (empty = all), predicate (None = every row)."""
+
+    projection: tuple[ColumnRef, ...] = ()
+    predicate: Expr | None = None
+    text: str = field(default="", compare=False)
+
+    def column_refs(self) -> list[ColumnRef]:
+        """Every column the query names: projection first, then the predicate's."""
+        refs = list(self.projection)
+        stack = [self.predicate] if self.predicate is not None else []
+        found: list[ColumnRef] = []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ColumnRef):
+                found.append(node)
+            elif isinstance(node, Call):
+                stack.extend(reversed(node.args))
+        return refs + found
+
+    def to_string(self) -> str:
+        clauses = []
+        if self.predicate is not None:
+            clauses.append(f"select {render(self.predicate)}")
+        if self.projection:
+            clauses.append("project " + ", ".join(map(str, self.projection)))
+        return ", ".join(clauses)
+
+    __str__ = to_string
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+_BINARY_SYMBOLS = {
+    **{fn: op for op, fn in COMPARISONS.items()},
+    **{fn: op for op, fn in ARITHMETIC.items()},
+    BOOLEAN["and"]: "and",
+    BOOLEAN["or"]: "or",
+}
+# Binding strength of each operator; higher binds tighter. Atoms are 8.
+_LEVEL = {"or": 1, "and": 2, "not": 3, "compare": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7}
+
+
+def render(expr: Expr) -> str:
+    """Query-language text of an expression (re-parses to an equal tree)."""
+    return _render(expr)[0]
+
+
+def _render(expr: Expr) -> tuple[str, int]:
+    if isinstance(expr, Literal):
+        if isinstance(expr.value, bool):
+            return ("true" if expr.value else "false"), 8
+        text = repr(expr.value)
+        return text, (7 if text.startswith("-") else 8)
+    if isinstance(expr, Column):
+        return (str(expr) if isinstance(expr, ColumnRef) else quote_name(expr.name)), 8
+    fn, args = expr.function, expr.args
+    if fn in _BINARY_SYMBOLS and len(args) == 2:
+        symbol = _BINARY_SYMBOLS[fn]
+        level = _LEVEL.get(symbol, _LEVEL["compare"])
+        # Left-associative operators: the right operand must bind tighter to keep the tree shape;
+        # comparisons do not chain, so both sides must bind tighter.
+        left_min = level + 1 if level == _LEVEL["compare"] else level
+        left, right = _wrap(args[0], left_min), _wrap(args[1], level + 1)
+        return f"{left} {symbol} {right}", level
+    if fn == BOOLEAN["not"] and len(args) == 1:
+        return f"not {_wrap(args[0], _LEVEL['not'])}", _LEVEL["not"]
+    if fn == UNARY["neg"] and len(args) == 1:
+        return f"-{_wrap(args[0], _LEVEL['neg'])}", _LEVEL["neg"]
+    return f"{fn}({', '.join(render(a) for a in args)})", 8
+
+
+def _wrap(expr: Expr, min_level: int) -> str:
+    text, level = _render(expr)
+    return text if level >= min_level else f"({text})"
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def parse_query(text: str) -> Query:
+    """Parse a query string; QuerySyntaxError (with a caret at the fault) if it is invalid."""
+    if not isinstance(text, str):
+        raise QuerySyntaxError(f"a query is a string, not {type(text).__name__}")
+    return _Parser(text).query()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text, self.tokens, self.index = text, tokenize(text), 0
+        self.nesting = 0
+        self.depths: dict[int, int] = {}  # id(node) -> tree depth, to bound it while parsing
+
+    # token helpers
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        self.index = min(self.index + 1, len(self.tokens) - 1)
+        return token
+
+    def error(self, message: str, token: Token | None = None) -> QuerySyntaxError:
+        token = token or self.peek()
+        return QuerySyntaxError(message, self.text, token.position)
+
+    def unexpected(self, wanted: str) -> QuerySyntaxError:
+        token = self.peek()
+        found = "the end of the query" if token.kind == "end" else repr(token.text)
+        return self.error(f"expected {wanted}, found {found}")
+
+    @staticmethod
+    def keyword(token: Token) -> str | None:
+        if token.kind == "name" and isinstance(token.value, BareRef):
+            return token.value.keyword
+        return None
+
+    def is_op(self, *ops: str) -> bool:
+        token = self.peek()
+        return (token.kind == "op" and token.text in ops) or self.keyword(token) in ops
+
+    # clauses
+    def query(self) -> Query:
+        projection: tuple[ColumnRef, ...] | None = None
+        predicate: Expr | None = None
+        seen: set[str] = set()
+        while self.peek().kind != "end":
+            token = self.peek()
+            clause = self.keyword(token)
+            if clause not in CLAUSE_KEYWORDS:
+                raise self.unexpected("'select' or 'project'")
+            if clause in seen:
+                raise self.error(f"the '{clause}' clause appears twice", token)
+            seen.add(clause)
+            self.advance()
+            if clause == "select":
+                predicate = self.or_expr()
+            else:
+                projection = self.project_list()
+            if self.peek().kind == "end":
+                break
+            if self.peek().kind != ",":
+                raise self.unexpected("',' or the end of the query")
+            self.advance()
+            if self.peek().kind == "end":
+                raise self.unexpected("'select' or 'project' after ','")
+        return Query(projection or (), predicate, self.text)
+
+    def project_list(self) -> tuple[ColumnRef, ...]:
+        columns = [self.column("a column to project")]
+        while True:
+            token = self.peek()
+            if token.kind == "," and self.keyword(self.peek(1)) not in CLAUSE_KEYWORDS:
+                self.advance()
+                columns.append(self.column("a column after ','"))
+            elif token.kind == "name" and self.keyword(token) is None:
+                columns.append(self.column("a column"))
+            else:
+                break
+        seen: set[ColumnRef] = set()
+        for ref in columns:
+            if ref in seen:
+                raise QuerySyntaxError(f"column {ref} is projected twice", self.text, ref.position)
+            seen.add(ref)
+        return tuple(columns)
+
+    def column(self, wanted: str) -> ColumnRef:
+        token = self.peek()
+        if token.kind != "name" or self.keyword(token) is not None:
+            raise self.unexpected(wanted)
+        self.advance()
+        ref = token.value
+        assert isinstance(ref, ColumnRef)
+        return ref.as_column() if isinstance(ref, BareRef) else ref
+
+    # predicate, loosest binding first
+    def node(self, function: str, args: tuple[Expr, ...], token: Token) -> Call:
+        depth = 1 + max(self.depths.get(id(arg), 1) for arg in args)
+        if depth > MAX_DEPTH:
+            raise self.error(f"expression nests deeper than {MAX_DEPTH} levels", token)
+        call = Call(function, args)
+        self.depths[id(call)] = depth
+        return call
+
+    def enter(self) -> None:
+        # Bounds the parser's recursion (parentheses, unary chains) independently of tree depth.
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            raise self.error(f"expression nests deeper than {MAX_DEPTH} levels")
+
+    def or_expr(self) -> Expr:
+        left = self.and_expr()
+        while self.is_op("or"):
+            token = self.advance()
+            left = self.node(BOOLEAN["or"], (left, self.and_expr()), token)
+        return left
+
+    def and_expr(self) -> Expr:
+        left = self.not_expr()
+        while self.is_op("and"):
+            token = self.advance()
+            left = self.node(BOOLEAN["and"], (left, self.not_expr()), token)
+        return left
+
+    def not_expr(self) -> Expr:
+        if not self.is_op("not"):
+            return self.compare()
+        token = self.advance()
+        self.enter()
+        operand = self.not_expr()
+        self.nesting -= 1
+        return self.node(BOOLEAN["not"], (operand,), token)
+
+    def compare(self) -> Expr:
+        left = self.sum()
+        if not self.is_op(*COMPARISONS):
+            return left
+        token = self.advance()
+        result = self.node(COMPARISONS[token.text], (left, self.sum()), token)
+        if self.is_op(*COMPARISONS):
+            raise self.error(
+                "chained comparisons are not supported; write 'a < b and b < c' instead"
+            )
+        return result
+
+    def sum(self) -> Expr:
+        return self.left_associative(("+", "-"), self.product)
+
+    def product(self) -> Expr:
+        return self.left_associative(("*", "/"), self.unary)
+
+    def left_associative(self, operators: tuple[str, ...], operand: Callable[[], Expr]) -> Expr:
+        left = operand()
+        while self.is_op(*operators):
+            token = self.advance()
+            left = self.node(ARITHMETIC[token.text], (left, operand()), token)
+        return left
+
+    def unary(self) -> Expr:
+        if not self.is_op("-"):
+            return self.atom()
+        token = self.advance()
+        self.enter()
+        operand = self.unary()
+        self.nesting -= 1
+        if isinstance(operand, Literal) and not isinstance(operand.value, bool):
+            # Fold "-5" into one literal, as Python and numpy read it.
+            value = -operand.value
+            if isinstance(value, int) and value < INT64_MIN:
+                raise self.error(f"integer {value} does not fit in 64 bits", token)
+            return Literal(value, literal_type(value))
+        return self.node(UNARY["neg"], (operand,), token)
+
+    def atom(self) -> Expr:
+        token = self.peek()
+        if token.kind == "number":
+            self.advance()
+            assert isinstance(token.value, int | float)
+            return Literal(token.value, literal_type(token.value))
+        if token.kind == "(":
+            self.advance()
+            self.enter()
+            inner = self.or_expr()
+            self.nesting -= 1
+            if self.peek().kind != ")":
+                raise self.unexpected("')'")
+            self.advance()
+            return inner
+        if token.kind != "name":
+            raise self.unexpected("a value")
+        keyword = self.keyword(token)
+        if keyword in ("true", "false"):
+            self.advance()
+            return Literal(keyword == "true", "bool")
+        if keyword is not None:
+            raise self.unexpected("a value")
+        ref = token.value
+        if isinstance(ref, BareRef) and not ref.quoted and self.peek(1).kind == "(":
+            return self.call(token, ref.name)
+        return self.column("a value")
+
+    def call(self, token: Token, name: str) -> Expr:
+        function = name.lower()
+        if function not in FUNCTIONS:
+            raise self.error(
+                f"unknown function {name!r}; the functions are: {', '.join(FUNCTIONS)}", token
+            )
+        self.advance()
+        self.advance()  # "("
+        if self.peek().kind == ")":
+            raise self.error(f"{function}() takes one argument")
+        self.enter()
+        argument = self.or_expr()
+        self.nesting -= 1
+        if self.peek().kind == ",":
+            raise self.error(f"{function}() takes one argument")
+        if self.peek().kind != ")":
+            raise self.unexpected(f"')' to close {function}(")
+        self.advance()
+        return self.node(function, (argument,), token)
+
+
+def literal_type(value: bool | int | float) -> str:
+    """Provisional Arrow type of a literal as written (planning refines it against columns)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64" if value <= INT64_MAX else "uint64"
+    return "double"

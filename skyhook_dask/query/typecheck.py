@@ -1,0 +1,346 @@
+"""Type checking of predicates against an Arrow schema, and the typing of their literals.
+
+Literal typing follows numpy's NEP 50 for query strings, so that results equal what numpy and
+awkward compute: a literal is a *weak* scalar that takes the type of the column it meets
+(``Muon_pt > 0.1`` compares in float32 when Muon_pt is float32); a float literal next to an
+integer column makes it ``double``; column-free sub-expressions are computed first, with Python
+numbers, as Python evaluates them before numpy sees them. An integer comparison with a literal
+outside the column type's range becomes an equivalent in-range comparison (``uint8 > 300`` is
+false for every row); arithmetic with such a literal widens to an integer type holding both
+(where numpy would raise). Filters and pyarrow expressions keep their literals' own types, as
+pyarrow does, except that integer comparisons get the same exact treatment.
+
+A predicate that is constant after folding becomes None when true and ``Literal(False)`` when
+false (the scan then selects no row).
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..exceptions import QueryTypeError, UnknownColumnError
+from .expr import ARITHMETIC, BOOLEAN, COMPARISONS, UNARY, Call, Column, Expr, Literal
+from .parser import ColumnRef, Query, literal_type, render
+
+COMPARISON_FUNCTIONS = frozenset(COMPARISONS.values())
+# Each comparison as it reads with its operands swapped (a < b is b > a).
+MIRRORED = {"less": "greater", "less_equal": "greater_equal", "equal": "equal"}
+MIRRORED |= {v: k for k, v in MIRRORED.items()} | {"not_equal": "not_equal"}
+_PY_OPS = {
+    "less": operator.lt,
+    "less_equal": operator.le,
+    "greater": operator.gt,
+    "greater_equal": operator.ge,
+    "equal": operator.eq,
+    "not_equal": operator.ne,
+    "add": operator.add,
+    "subtract": operator.sub,
+    "multiply": operator.mul,
+    "divide": operator.truediv,
+}
+# Literal types (Arrow names) as numpy dtypes, and back.
+LITERAL_DTYPES = {name: np.dtype(name) for name in ("bool", "int8", "int16", "int32", "int64")}
+LITERAL_DTYPES |= {f"u{n}": np.dtype(f"u{n}") for n in ("int8", "int16", "int32", "int64")}
+LITERAL_DTYPES |= {"float": np.dtype("float32"), "double": np.dtype("float64")}
+LITERAL_TYPE_NAMES = {dtype: name for name, dtype in LITERAL_DTYPES.items()}
+_INTEGERS = [np.dtype(t) for t in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8")]
+
+
+def _field(ref: Column, schema: pa.Schema, where: str) -> pa.Field:
+    index = schema.get_field_index(ref.name)
+    if index < 0:
+        place = where
+        if isinstance(ref, ColumnRef) and ref.position >= 0:
+            place += f" at position {ref.position} of the query"
+        raise UnknownColumnError(ref.name, schema.names, where=place)
+    return schema.field(index)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """The type of an expression: element dtype (None: a weak literal) and whether jagged."""
+
+    dtype: np.dtype | None
+    jagged: bool = False
+
+
+def _describe(expr: Expr, kind: _Kind) -> str:
+    if kind.dtype is None and isinstance(expr, Literal):
+        return f"the {'boolean' if isinstance(expr.value, bool) else 'number'} {render(expr)}"
+    return f"list<{kind.dtype}>" if kind.jagged else str(kind.dtype)
+
+
+def _column_kind(field: pa.Field) -> _Kind:
+    value_type, jagged = field.type, False
+    if (
+        pa.types.is_list(value_type)
+        or pa.types.is_large_list(value_type)
+        or pa.types.is_fixed_size_list(value_type)
+    ):
+        value_type, jagged = value_type.value_type, True
+    if pa.types.is_boolean(value_type) or pa.types.is_integer(value_type):
+        return _Kind(np.dtype(value_type.to_pandas_dtype()), jagged)
+    if pa.types.is_float32(value_type) or pa.types.is_float64(value_type):
+        return _Kind(np.dtype(value_type.to_pandas_dtype()), jagged)
+    raise QueryTypeError(
+        f"column {field.name!r} has type {field.type}; predicates work on numbers and booleans "
+        "and on lists of them"
+    )
+
+
+def _fits(value: int, dtype: np.dtype) -> bool:
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
+
+
+def _typed_literal(value: Any, dtype: np.dtype) -> Literal:
+    if dtype.kind == "f":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # 1e39 -> inf in float32, as numpy
+            return Literal(float(dtype.type(value)), LITERAL_TYPE_NAMES[dtype])
+    return Literal(value, LITERAL_TYPE_NAMES[dtype])
+
+
+def _is_number(kind: _Kind, literal: Expr) -> bool:
+    if kind.dtype is None:
+        return isinstance(literal, Literal) and not isinstance(literal.value, bool)
+    return kind.dtype.kind in "iuf"
+
+
+def _is_bool(kind: _Kind, literal: Expr) -> bool:
+    if kind.dtype is None:
+        return isinstance(literal, Literal) and isinstance(literal.value, bool)
+    return kind.dtype.kind == "b"
+
+
+class PredicateBinder:
+    """Checks and types one predicate against one schema.
+
+    ``weak``: literals are NEP 50 weak scalars (query strings); otherwise they keep their
+    types (filters, pyarrow). ``integer_division``: reject dividing two integers, whose Arrow
+    meaning (integer quotient) differs from the scan's true division.
+    """
+
+    def __init__(
+        self, schema: pa.Schema, where: str, weak: bool, integer_division: bool = True
+    ) -> None:
+        self.schema, self.where, self.weak = schema, where, weak
+        self.integer_division = integer_division
+
+    def bind(self, expr: Expr) -> Expr | None:
+        node = _fold(expr) if self.weak else expr
+        bound, kind = self.visit(node)
+        if isinstance(bound, Literal) and isinstance(bound.value, bool):
+            return None if bound.value else Literal(False, "bool")
+        if not _is_bool(kind, bound):
+            raise QueryTypeError(
+                f"the predicate {render(expr)} gives {_describe(bound, kind)}, not a boolean"
+            )
+        if kind.jagged:
+            raise QueryTypeError(
+                f"the predicate {render(expr)} gives a list of booleans per event, not one "
+                f"boolean; reduce it with any({render(expr)}) or all({render(expr)})"
+            )
+        return bound
+
+    def visit(self, node: Expr) -> tuple[Expr, _Kind]:
+        if isinstance(node, Column):
+            field = _field(node, self.schema, self.where)
+            return Column(node.name), _column_kind(field)
+        if isinstance(node, Literal):
+            if self.weak:
+                return node, _Kind(None)
+            return node, _Kind(LITERAL_DTYPES[node.type])
+        if not isinstance(node, Call):
+            raise QueryTypeError(f"not an expression node: {node!r}")
+        if node.function in ("any", "all", "count", "len", "sum", "min", "max"):
+            return self.reduction(node)
+        args = [self.visit(arg) for arg in node.args]
+        if node.function in COMPARISON_FUNCTIONS and len(args) == 2:
+            return self.compare(node, *args)
+        if node.function in ARITHMETIC.values() and len(args) == 2:
+            return self.arithmetic(node, *args)
+        if node.function in (BOOLEAN["and"], BOOLEAN["or"], BOOLEAN["not"]):
+            for (arg, kind), original in zip(args, node.args, strict=True):
+                if not _is_bool(kind, arg):
+                    raise self.type_error(node, f"{render(original)} is not a boolean")
+            exprs = tuple(self.settle(arg, LITERAL_DTYPES["bool"]) for arg, _ in args)
+            return Call(node.function, exprs), _Kind(
+                LITERAL_DTYPES["bool"], any(k.jagged for _, k in args)
+            )
+        if node.function in UNARY.values() and len(args) == 1:
+            ((arg, kind),) = args
+            if not _is_number(kind, arg):
+                raise self.type_error(node, f"{render(node.args[0])} is not a number")
+            return Call(node.function, (arg,)), kind
+        raise QueryTypeError(f"unknown function {node.function!r} in {render(node)}")
+
+    def type_error(self, node: Expr, problem: str) -> QueryTypeError:
+        refs = [r for r in Query((), node).column_refs() if r.position >= 0]
+        where = f" (column {refs[0]} at position {refs[0].position})" if refs else ""
+        return QueryTypeError(f"in {render(node)}{where}: {problem}")
+
+    def settle(self, expr: Expr, dtype: np.dtype) -> Expr:
+        """A weak literal given the type of what it meets; anything else unchanged."""
+        if not (self.weak and isinstance(expr, Literal)):
+            return expr
+        value = expr.value
+        if dtype.kind == "i" or dtype.kind == "u":
+            if isinstance(value, float):
+                return _typed_literal(value, np.dtype("float64"))
+            if not _fits(value, dtype):
+                # Arithmetic only (comparisons were rewritten): widen as numpy 1 did.
+                wide = next((t for t in _INTEGERS if _covers(t, dtype) and _fits(value, t)), None)
+                return _typed_literal(value, wide or np.dtype("float64"))
+        return _typed_literal(value, dtype)
+
+    def pair(
+        self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
+    ) -> tuple[Expr, Expr, np.dtype]:
+        """Settle weak literals on either side; returns both operands and their common dtype."""
+        (ea, ka), (eb, kb) = a, b
+        if ka.dtype is None and kb.dtype is None:  # two weak literals (folding normally joins them)
+            ka = _Kind(LITERAL_DTYPES[ea.type])  # type: ignore[union-attr]
+        if ka.dtype is None:
+            ea = self.settle(ea, kb.dtype)  # type: ignore[arg-type]
+            ka = _Kind(LITERAL_DTYPES[ea.type])  # type: ignore[union-attr]
+        if kb.dtype is None:
+            eb = self.settle(eb, ka.dtype)
+            kb = _Kind(LITERAL_DTYPES[eb.type])  # type: ignore[union-attr]
+        return ea, eb, np.result_type(ka.dtype, kb.dtype)
+
+    def compare(
+        self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
+    ) -> tuple[Expr, _Kind]:
+        jagged = a[1].jagged or b[1].jagged
+        if not (_is_number(a[1], a[0]) and _is_number(b[1], b[0])) and not (
+            _is_bool(a[1], a[0]) and _is_bool(b[1], b[0])
+        ):
+            raise self.type_error(node, f"cannot compare {_describe(*a)} with {_describe(*b)}")
+        rewritten = _integer_range_comparison(node.function, a, b)
+        if rewritten is not None:
+            return rewritten, _Kind(LITERAL_DTYPES["bool"], jagged)
+        ea, eb, _ = self.pair(node, a, b)
+        return Call(node.function, (ea, eb)), _Kind(LITERAL_DTYPES["bool"], jagged)
+
+    def arithmetic(
+        self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
+    ) -> tuple[Expr, _Kind]:
+        for (expr, kind), original in zip((a, b), node.args, strict=True):
+            if not _is_number(kind, expr):
+                raise self.type_error(node, f"{render(original)} is not a number")
+        ea, eb, common = self.pair(node, a, b)
+        if node.function == ARITHMETIC["/"]:
+            if not self.integer_division and common.kind in "iu":
+                raise self.type_error(
+                    node, "dividing integers is integer division in Arrow; divide by a float"
+                )
+            common = np.dtype("float64")
+        return Call(node.function, (ea, eb)), _Kind(common, a[1].jagged or b[1].jagged)
+
+    def reduction(self, node: Call) -> tuple[Expr, _Kind]:
+        fn = node.function
+        if len(node.args) != 1:
+            raise self.type_error(node, f"{fn}() takes one argument")
+        arg, kind = self.visit(node.args[0])
+        if not kind.jagged or kind.dtype is None:
+            raise self.type_error(
+                node,
+                f"{fn}() reduces a list per event, but {render(node.args[0])} is one value per "
+                "event; apply it to a jagged (list) column",
+            )
+        dtype = kind.dtype
+        if fn in ("any", "all", "count") and dtype.kind != "b":
+            raise self.type_error(
+                node, f"{fn}() needs a list of booleans, e.g. {fn}({render(node.args[0])} > 0)"
+            )
+        if fn in ("min", "max", "sum") and dtype.kind not in ("iuf" if fn != "sum" else "biuf"):
+            raise self.type_error(node, f"{fn}() needs a list of numbers")
+        if fn in ("any", "all"):
+            out = LITERAL_DTYPES["bool"]
+        elif fn in ("count", "len") or (fn == "sum" and dtype.kind in "bi"):
+            out = LITERAL_DTYPES["int64"]
+        elif fn == "sum":
+            out = LITERAL_DTYPES["uint64" if dtype.kind == "u" else "double"]
+        else:
+            out = dtype
+        return Call(fn, (arg,)), _Kind(out)
+
+
+def _covers(wide: np.dtype, narrow: np.dtype) -> bool:
+    a, b = np.iinfo(wide), np.iinfo(narrow)
+    return a.min <= b.min and a.max >= b.max
+
+
+def _integer_range_comparison(
+    function: str, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
+) -> Expr | None:
+    """Exact rewrite of ``integer_expr OP int_literal``, typing the literal as the column."""
+    if isinstance(a[0], Literal) and not isinstance(b[0], Literal):
+        function, a, b = MIRRORED[function], b, a
+    (expr, kind), literal = a, b[0]
+    if not (
+        isinstance(literal, Literal)
+        and type(literal.value) is int
+        and kind.dtype is not None
+        and kind.dtype.kind in "iu"
+    ):
+        return None
+    dtype, value = kind.dtype, literal.value
+    if _fits(value, dtype):
+        return Call(function, (expr, _typed_literal(value, dtype)))
+    info = np.iinfo(dtype)
+    # Out of range: the result is the same for every (non-null) row; say so with the bound.
+    if value > info.max:
+        always = function in ("less", "less_equal", "not_equal")
+        bound, op = int(info.max), ("less_equal" if always else "greater")
+    else:
+        always = function in ("greater", "greater_equal", "not_equal")
+        bound, op = int(info.min), ("greater_equal" if always else "less")
+    return Call(op, (expr, _typed_literal(bound, dtype)))
+
+
+def _fold(expr: Expr) -> Expr:
+    """Compute column-free sub-expressions with Python numbers (what numpy would be handed)."""
+    if not isinstance(expr, Call):
+        return expr
+    args = tuple(_fold(a) for a in expr.args)
+    if not all(isinstance(a, Literal) for a in args) or expr.function not in _FOLDABLE:
+        return Call(expr.function, args)
+    values = [a.value for a in args]  # type: ignore[union-attr]
+    fn = expr.function
+    numbers = all(type(v) is not bool for v in values)
+    booleans = all(type(v) is bool for v in values)
+    if fn in (BOOLEAN["and"], BOOLEAN["or"], BOOLEAN["not"]) and not booleans:
+        raise QueryTypeError(f"in {render(expr)}: {fn} needs booleans")
+    if fn not in COMPARISON_FUNCTIONS and fn not in BOOLEAN.values() and not numbers:
+        raise QueryTypeError(f"in {render(expr)}: arithmetic needs numbers, not booleans")
+    if fn in COMPARISON_FUNCTIONS and not (numbers or booleans):
+        raise QueryTypeError(f"in {render(expr)}: cannot compare a boolean with a number")
+    try:
+        if fn == BOOLEAN["and"]:
+            value = values[0] and values[1]
+        elif fn == BOOLEAN["or"]:
+            value = values[0] or values[1]
+        elif fn == BOOLEAN["not"]:
+            value = not values[0]
+        elif fn == UNARY["neg"]:
+            value = -values[0]
+        elif fn == UNARY["abs"]:
+            value = abs(values[0])
+        else:
+            value = _PY_OPS[fn](*values)
+    except ZeroDivisionError:
+        raise QueryTypeError(f"division by zero in {render(expr)}") from None
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        raise QueryTypeError(f"the constant {render(expr)} = {value} does not fit in 64 bits")
+    return Literal(value, literal_type(value))
+
+
+_FOLDABLE = frozenset([*_PY_OPS, *BOOLEAN.values(), *UNARY.values()])
