@@ -5,7 +5,7 @@
 //   aggregate  request -> one-row stream: per aggregate i, columns "i" and "i.n"
 //   stat       (empty) -> one row per column: column, type, nulls, min, max
 //
-// Request and result formats: skyhook_dask/protocol.py. Errors: see errors.h.
+// Request and result formats: skyhook_dask/formats/protocol.py. Errors: see errors.h.
 #include <exception>
 #include <mutex>
 #include <new>

@@ -1,7 +1,7 @@
 // Evaluation of expression trees over the columns of one object, with the semantics of
-// skyhook_dask/expr.py as skyhook_dask/scan.py fixes them: Arrow compute functions called by
-// name, lifted over list (jagged) operands, per-event operands broadcast into lists, and the
-// per-event list reductions.
+// skyhook_dask/query/expr.py as skyhook_dask/objclass/scan.py fixes them: Arrow compute
+// functions called by name, lifted over list (jagged) operands, per-event operands broadcast
+// into lists, and the per-event list reductions.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The three methods of the class over the object a call runs on: read the needed columns,
 // select, project or aggregate, and serialize the result as an Arrow IPC stream whose schema
-// metadata carries the scan's metrics (see skyhook_dask/protocol.py).
+// metadata carries the scan's metrics (see skyhook_dask/formats/protocol.py).
 #pragma once
 
 #include <memory>

@@ -1,5 +1,5 @@
-// A list (jagged) value in canonical form, as skyhook_dask/scan.py keeps it: offsets from 0,
-// null lists of length 0, and `values` holding only the elements of non-null lists.
+// A list (jagged) value in canonical form, as skyhook_dask/objclass/scan.py keeps it: offsets
+// from 0, null lists of length 0, and `values` holding only the elements of non-null lists.
 #pragma once
 
 #include <cstdint>

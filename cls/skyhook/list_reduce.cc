@@ -1,5 +1,5 @@
 // Per-event reductions of list values, as loops over the canonical offsets, with the null,
-// empty-list and NaN rules of skyhook_dask/expr.py and scan.py:
+// empty-list and NaN rules of skyhook_dask/query/expr.py and objclass/scan.py:
 //   any/all   list<bool> -> bool; empty -> false/true; null elements are false (any) or
 //             ignored (all)
 //   count     true elements of a list<bool> -> int64

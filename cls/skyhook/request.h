@@ -1,4 +1,4 @@
-// The scan request: the wire format of skyhook_dask/protocol.py, decoded with every limit
+// The scan request: the wire format of skyhook_dask/formats/protocol.py, decoded with every limit
 // checked. Decoding uses no Arrow and no Ceph so it can be exercised on its own.
 #pragma once
 
