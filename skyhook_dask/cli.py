@@ -1,29 +1,62 @@
 """The ``skyhook`` command line: demo, ingest, ls, schema, query, gc, verify, generate, ceph,
-k8s."""
+k8s.
+
+Commands run in this process unless ``--scheduler ADDRESS`` (or ``$DASK_SCHEDULER_ADDRESS``)
+names a Dask scheduler. Errors are one ``error:`` line (``--verbose`` adds the traceback).
+Libraries are imported by the commands that need them, so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-import pyarrow as pa
+from .exceptions import DatasetExistsError, SkyhookError
 
-from .exceptions import SkyhookError
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEMO_QUERY = "select nMuon >= 2 and any(Muon_pt > 20), project event_id nMuon Muon_pt Muon_eta"
 
 
-def _client(args: argparse.Namespace):
-    """The command's SkyhookDM; :func:`main` closes it (and any cluster it started) at the end."""
+class CommandError(SkyhookError):
+    """A command cannot run as asked (a store that is not there, ...)."""
+
+
+def _client(args: argparse.Namespace, creates_store: bool = False) -> Any:
+    """The command's SkyhookDM; :func:`main` closes it (and any cluster it joined) at the end.
+
+    A store directory given with ``--store`` or ``$SKYHOOK_STORE`` must exist, unless the
+    command creates it (``ingest``, ``demo``).
+    """
     from .client import SkyhookDM
 
-    args.session = SkyhookDM().connect(store=args.store)
+    given = args.store or os.environ.get("SKYHOOK_STORE")
+    if given and not creates_store:
+        _check_store_exists(given)
+    args.session = SkyhookDM().connect(args.scheduler, store=args.store)
     return args.session
+
+
+def _check_store_exists(store: str) -> None:
+    parts = urlsplit(store) if "://" in store else None
+    if parts is not None and parts.scheme != "file":
+        return  # other stores report their own errors when opened
+    path = Path(unquote(parts.path)) if parts is not None else Path(store).expanduser()
+    if not path.is_dir():
+        raise CommandError(
+            f"no store at {path}: give an existing store with --store, or create one with "
+            "'skyhook ingest' or 'skyhook demo'"
+        )
 
 
 def _print_table(table: pa.Table, limit: int = 20) -> None:
@@ -38,7 +71,7 @@ def _print_table(table: pa.Table, limit: int = 20) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .data import sample_path
 
-    sk = _client(args)
+    sk = _client(args, creates_store=True)
     sample = sample_path("nano_dimuon.root")
     print(f"store: {sk.store_url}")
     print(f"ingesting {sample.name} as dataset 'demo' ...")
@@ -61,10 +94,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    sk = _client(args)
+    sk = _client(args, creates_store=True)
     compression = None if args.compression == "none" else args.compression
     options = {"object_size": args.object_size, "compression": compression, "trees": args.tree}
-    ds = sk.writeDataset(args.urls, args.dataset, overwrite=args.overwrite, **options)
+    try:
+        ds = sk.writeDataset(args.urls, args.dataset, overwrite=args.overwrite, **options)
+    except DatasetExistsError as exc:
+        if "overwrite=True" not in str(exc):
+            raise
+        raise DatasetExistsError(
+            f"dataset {args.dataset!r} already exists; add --overwrite to replace it, or choose "
+            "another name"
+        ) from None
     print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
     for f in ds.getFiles():
         for s in f.skipped:
@@ -110,6 +151,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
     sk = _client(args)
     ds = sk.getDataset(args.dataset)
     files = [ds.file(args.file)] if args.file else ds.getFiles()
@@ -154,17 +197,62 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skyhook", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .ingest.generate import generate_nanoaod
 
-    def command(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument(
-            "--store",
-            help="store URL (file:///dir, rados://pool?conf=...); "
-            "default $SKYHOOK_STORE or ~/.local/share/skyhook",
-        )
+    out = generate_nanoaod(
+        args.path,
+        args.events,
+        seed=args.seed,
+        n_extra_branches=args.extra_branches,
+        compression=None if args.compression == "none" else args.compression,
+        rntuple=args.rntuple,
+    )
+    print(f"wrote {args.events} events to {out}")
+    return 0
+
+
+def _common_options(parser: argparse.ArgumentParser, defaults: bool, store: bool = True) -> None:
+    """``--store``, ``--scheduler`` and ``--verbose``, before or after the command.
+
+    The command's own copies default to "not given" so they never undo the global ones.
+    """
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default(False), help="tracebacks on errors"
+    )
+    if not store:
+        return
+    parser.add_argument(
+        "--store",
+        default=default(None),
+        help="store URL (file:///dir, rados://pool?conf=...) or directory; "
+        "default $SKYHOOK_STORE or ~/.local/share/skyhook",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=default(os.environ.get("DASK_SCHEDULER_ADDRESS")),
+        help="run on this Dask scheduler (host:port); default $DASK_SCHEDULER_ADDRESS, "
+        "else in this process",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skyhook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _common_options(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, defaults=False)
+    verbose = argparse.ArgumentParser(add_help=False)
+    _common_options(verbose, defaults=False, store=False)
+
+    def command(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -198,20 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", cmd_verify, "check every object's checksum and format against the manifest"
     )
     p.add_argument("dataset", nargs="?")
-    from .ingest import generate
-
-    p = sub.add_parser("generate", help="write a synthetic NanoAOD-like ROOT file")
-    generate.add_arguments(p)
-    p.set_defaults(func=generate.run)
+    p = command("generate", cmd_generate, "write a synthetic NanoAOD-like ROOT file")
+    p.add_argument("path", help="output .root file")
+    p.add_argument("--events", type=int, default=10_000, help="number of events")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--extra-branches", type=int, default=50, help="filler flat branches")
+    p.add_argument("--compression", choices=["zstd", "zlib", "lz4", "none"], default="zstd")
+    p.add_argument("--rntuple", action="store_true", help="write RNTuples, not TTrees")
     from .ceph import commands as ceph
     from .k8s import commands as k8s
 
-    ceph.add_ceph_commands(_group(sub, "ceph", ceph.HELP, ceph.__doc__))
-    k8s.add_k8s_commands(_group(sub, "k8s", k8s.HELP, k8s.__doc__))
+    # Their subcommands have options of their own (k8s render --store): only --verbose here.
+    ceph.add_ceph_commands(_group(sub, "ceph", ceph.HELP, ceph.__doc__, verbose))
+    k8s.add_k8s_commands(_group(sub, "k8s", k8s.HELP, k8s.__doc__, verbose))
     return parser
 
 
-def _group(sub: Any, name: str, help: str, description: str | None) -> Any:
+def _group(sub: Any, name: str, help: str, description: str | None, common: Any) -> Any:
     """A command with subcommands (``skyhook ceph up``): the subparsers to add them to."""
     parser = sub.add_parser(
         name,
@@ -219,15 +310,42 @@ def _group(sub: Any, name: str, help: str, description: str | None) -> Any:
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    return parser.add_subparsers(dest=f"{name}_command", required=True)
+    actions = parser.add_subparsers(dest=f"{name}_command", required=True)
+    add_parser = actions.add_parser
+
+    def with_common(*args: Any, **kwargs: Any) -> Any:
+        return add_parser(*args, parents=[common, *kwargs.pop("parents", [])], **kwargs)
+
+    actions.add_parser = with_common  # every subcommand takes --verbose too
+    return actions
+
+
+def _warn(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)  # one line, no source line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        warnings.showwarning = _warn
     try:
         return int(args.func(args) or 0)
-    except SkyhookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (skyhook schema x | head): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # one line for the user; the traceback on request
+        if args.verbose:
+            traceback.print_exc()
+        message = str(exc) if isinstance(exc, SkyhookError) else f"{type(exc).__name__}: {exc}"
+        hint = "" if args.verbose else " (--verbose for details)"
+        first, _, rest = message.partition("\n")
+        print(f"error: {first}{hint if not isinstance(exc, SkyhookError) else ''}", file=sys.stderr)
+        if rest and isinstance(exc, SkyhookError):  # a query with its caret
+            print(rest, file=sys.stderr)
         return 1
     finally:
         if getattr(args, "session", None) is not None:

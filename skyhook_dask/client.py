@@ -4,11 +4,12 @@ addDatasetSchema / writeArrowTable``.
 Storage: with no arguments, ``connect()`` uses the embedded local store (``$SKYHOOK_STORE`` or
 ``~/.local/share/skyhook``); ``connect(pool=...)`` a Ceph pool; ``connect(store=URL)`` any store.
 
-Driver: the Dask scheduler. ``connect(address)`` joins the scheduler at ``address``; without
-one, the current Dask client is used, else an embedded ``LocalCluster`` is started on the first
-ingest or query. Ingest runs one task per file and queries one task per object on the workers,
-whose plugin keeps one storage connection per process. ``connect(dask=False)`` (and any
-``memory://`` store, which worker processes cannot see) runs everything in this process.
+Driver: the Dask scheduler, when there is one. ``connect(address)`` joins the scheduler at
+``address``; without one, the current Dask client (if any) is used; ``connect(dask=True)``
+starts an embedded ``LocalCluster`` when there is neither. Ingest then runs one task per file
+and queries one task per object on the workers, whose plugin keeps one storage connection per
+process. Otherwise -- a plain script, a notebook, ``connect(dask=False)``, or a ``memory://``
+store, which worker processes cannot see -- everything runs in this process, on threads.
 """
 
 from __future__ import annotations
@@ -23,18 +24,13 @@ from .catalog import model as catalog
 from .catalog.model import Dataset, File
 from .exceptions import SkyhookError
 from .formats.protocol import ScanMetrics
-from .ingest import pipeline as ingest
-from .ingest import tables
-from .plan import plan
-from .query.parser import parse_query
-from .runtime import dask as driver
-from .runtime.mappers import InProcess, Mapper, OnDask
-from .runtime.plugin import register_store_plugin
-from .runtime.queries import run_plans
 from .storage import ObjectStore, normalize_url, open_store
 
 if TYPE_CHECKING:
     from distributed import Client
+
+# Ingest, planning and Dask are imported by the methods that use them: listing datasets or
+# reading a schema (the CLI's ls, schema) needs none of them.
 
 __all__ = ["SkyhookDM"]
 
@@ -52,7 +48,7 @@ class SkyhookDM:
     def __init__(self) -> None:
         self._store_url: str | None = None
         self.address: str | None = None
-        self.use_dask = True
+        self.dask: bool | None = None
         self._client: Client | None = None
         self._owns_client = False
         self.last_metrics = ScanMetrics()
@@ -65,21 +61,22 @@ class SkyhookDM:
         pool: str | None = None,
         *,
         store: str | None = None,
-        dask: bool = True,
+        dask: bool | None = None,
     ) -> SkyhookDM:
         """Choose the driver and the storage.
 
         ``address``: a Dask scheduler (``host``, ``host:port`` or ``tcp://...``; port 8786 by
         default). ``pool``: a Ceph pool; ``store``: any store URL (default: the embedded one).
-        ``dask=False`` runs ingest and queries in this process instead of on Dask workers.
+        ``dask``: None (default) uses Dask when an address is given or a Dask client is
+        current, else runs in this process; True also starts an embedded ``LocalCluster`` when
+        needed (in a script, under ``if __name__ == "__main__":``); False never uses Dask.
         """
         if store is not None and pool is not None:
             raise SkyhookError("give either store= or pool=, not both")
         url = store if store is not None else (rados_url(pool) if pool else None)
         self._store_url = normalize_url(url)
         open_store(self._store_url)  # fail now, not at the first query, if it cannot be opened
-        self.address = address
-        self.use_dask = (dask or address is not None) and not self._store_url.startswith("memory:")
+        self.address, self.dask = address, dask
         self._client = None
         if address is not None:
             _ = self.client  # join the scheduler now so a wrong address fails here
@@ -87,15 +84,28 @@ class SkyhookDM:
 
     @property
     def client(self) -> Client | None:
-        """The Dask client that drives ingest and queries (None when running in-process)."""
-        if not self.use_dask:
+        """The Dask client that drives ingest and queries (None when running in-process): the
+        scheduler at ``address``, else the current Dask client, else (with ``dask=True``) a new
+        embedded ``LocalCluster``."""
+        if self.dask is False or self.store_url.startswith("memory:"):
             return None
         if self._client is None or self._client.status in ("closed", "closing"):
+            from .runtime import dask as driver
+            from .runtime.plugin import register_store_plugin
+
+            current = driver.has_current_client()
+            if self.address is None and not current and not self.dask:
+                return None  # a plain script or notebook: run here
             # A client made here (for an address, or a new LocalCluster) is closed by close().
-            self._owns_client = self.address is not None or not driver.has_current_client()
+            self._owns_client = self.address is not None or not current
             self._client = driver.connect_client(self.address)
             register_store_plugin(self._client, self.store_url)
         return self._client
+
+    @property
+    def use_dask(self) -> bool:
+        """Whether ingest and queries run on Dask workers."""
+        return self.client is not None
 
     @property
     def store_url(self) -> str:
@@ -117,9 +127,12 @@ class SkyhookDM:
 
         Options: ``object_size``, ``compression``, ``trees``, ``overwrite``, ``progress``.
         """
+        from .ingest.pipeline import write_dataset
+        from .runtime.mappers import OnDask
+
         client = self.client
         mapper = None if client is None else OnDask(client)
-        return ingest.write_dataset(self.store, urls, datasetname, mapper=mapper, **options)
+        return write_dataset(self.store, urls, datasetname, mapper=mapper, **options)
 
     def getDataset(self, name: str) -> Dataset:
         return catalog.load_dataset(self.store, name)
@@ -129,13 +142,17 @@ class SkyhookDM:
 
     def addDatasetSchema(self, schema_json: str, data_type: str = "servicex") -> str:
         """Register a dataset schema (JSON); returns the dataset name it defines."""
-        return tables.add_dataset_schema(self.store, schema_json, data_type)
+        from .ingest.tables import add_dataset_schema
+
+        return add_dataset_schema(self.store, schema_json, data_type)
 
     def writeArrowTable(
         self, table: pa.Table, data_schema_name: str, table_name: str = ""
     ) -> list[str]:
         """Write an Arrow table into a dataset defined by addDatasetSchema; returns object names."""
-        return tables.write_arrow_table(self.store, table, data_schema_name, table_name)
+        from .ingest.tables import write_arrow_table
+
+        return write_arrow_table(self.store, table, data_schema_name, table_name)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -147,6 +164,11 @@ class SkyhookDM:
             files, store_url = obj.getFiles(), obj.store_url
         else:
             raise TypeError(f"runQuery takes a File or a Dataset, not {type(obj).__name__}")
+        from .plan import plan
+        from .query.parser import parse_query
+        from .runtime.mappers import InProcess, Mapper, OnDask
+        from .runtime.queries import run_plans
+
         query = parse_query(querystr)  # a syntax error surfaces before any work starts
         plans = [plan(f, query) for f in files]
         client = self.client if store_url == self.store_url else None

@@ -94,9 +94,11 @@ def test_gc_and_verify(store: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_errors_are_one_line_with_status_1(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "ls", "--store", store)
+    assert status == 1 and err.startswith("error: no store at ") and err.count("\n") == 1
+    run(capsys, "ingest", "--store", store, "mu", str(SAMPLE))
     status, _, err = run(capsys, "query", "--store", store, "nothing", "project x")
     assert status == 1 and err.startswith("error: ") and "'nothing'" in err
-    run(capsys, "ingest", "--store", store, "mu", str(SAMPLE))
     status, _, err = run(capsys, "query", "--store", store, "mu", "select nMuon >> 2")
     assert status == 1 and err.startswith("error: ") and "^" in err
     status, _, err = run(capsys, "query", "--store", store, "mu", "project no_such_branch")

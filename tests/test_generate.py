@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import uproot
 
-from skyhook_dask.ingest.generate import COLLECTIONS, generate_nanoaod, main
+from skyhook_dask.cli import main
+from skyhook_dask.ingest.generate import COLLECTIONS, generate_nanoaod
 
 N = 20_000
 
@@ -87,7 +88,7 @@ def test_options_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     empty = generate_nanoaod(tmp_path / "empty.root", 0)
     with uproot.open(empty) as root:
         assert root["Events"].num_entries == 0
-    assert main([str(tmp_path / "cli.root"), "--events", "123", "--seed", "5"]) == 0
+    assert main(["generate", str(tmp_path / "cli.root"), "--events", "123", "--seed", "5"]) == 0
     assert "wrote 123 events" in capsys.readouterr().out
     with uproot.open(tmp_path / "cli.root") as root:
         assert root["Events"].num_entries == 123

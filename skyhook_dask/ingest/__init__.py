@@ -7,17 +7,10 @@ one ingest run over whatever mapper the caller passes (this process, or Dask wor
 
 from __future__ import annotations
 
-from .pipeline import (
-    IngestOptions,
-    add_dataset_schema,
-    collect_garbage,
-    ingest_file,
-    publish,
-    write_arrow_table,
-    write_dataset,
-)
+import importlib
+from typing import Any
 
-__all__ = [
+_PUBLIC = (
     "IngestOptions",
     "add_dataset_schema",
     "collect_garbage",
@@ -25,4 +18,12 @@ __all__ = [
     "publish",
     "write_arrow_table",
     "write_dataset",
-]
+)
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: ``skyhook generate`` and ``--help`` need none of the pipeline.
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(".pipeline", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

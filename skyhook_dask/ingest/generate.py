@@ -8,15 +8,12 @@ and written in chunks of ``events_per_basket``, so memory stays bounded for any 
 The same arguments always give the same values (each chunk has its own seeded generator).
 ``rntuple=True`` writes the same columns, values and order as RNTuples instead of TTrees.
 
-Command line:
-``python -m skyhook_dask.ingest.generate out.root --events 100000 --seed 1 [--rntuple]``.
+Command line: ``skyhook generate out.root --events 100000 --seed 1 [--rntuple]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,36 +211,3 @@ def generate_nanoaod(
         else:
             out.mktree("Runs", {k: v.dtype for k, v in runs.items()}, title="Runs").extend(runs)
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The generator's options, for its own command and for ``skyhook generate``."""
-    parser.add_argument("path", help="output .root file")
-    parser.add_argument("--events", type=int, default=10_000, help="number of events")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--extra-branches", type=int, default=50, help="filler flat branches")
-    parser.add_argument("--compression", choices=["zstd", "zlib", "lz4", "none"], default="zstd")
-    parser.add_argument("--rntuple", action="store_true", help="write RNTuples, not TTrees")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = generate_nanoaod(
-        args.path,
-        args.events,
-        seed=args.seed,
-        n_extra_branches=args.extra_branches,
-        compression=None if args.compression == "none" else args.compression,
-        rntuple=args.rntuple,
-    )
-    print(f"wrote {args.events} events to {out}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a NanoAOD-like ROOT file.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
