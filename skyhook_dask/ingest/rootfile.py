@@ -111,6 +111,8 @@ def open_root(url: str) -> Any:
         # array_cache=None keeps memory bounded by the chunk being read.
         return uproot.open(path if path is not None else url, array_cache=None)
     except Exception as exc:
+        if "expected Chunk of length" in str(exc):  # fewer bytes than a ROOT header
+            raise IngestError(f"{url} is not a ROOT file: it is too short") from exc
         raise IngestError(f"cannot open ROOT file {url}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -167,12 +169,24 @@ def _branch_node(branch: Any, path: str, nodes: dict[str, dict[str, Any]]) -> di
     return node
 
 
+def _reads_itself(branch: Any) -> bool:
+    """A branch with sub-branches that uproot also reads by its own name, as a value of its
+    own (a split TClonesArray such as Delphes' ``Particle`` reads as the per-event count)."""
+    try:
+        interpretation = branch.interpretation
+    except Exception:
+        return False
+    kinds = (uproot.interpretation.identify.UnknownInterpretation, uproot.AsGrouped)
+    return not isinstance(interpretation, kinds)
+
+
 def _leaves(tree: Any) -> list[tuple[str, Any]]:
-    """(full path, branch or field) of every leaf: the future columns."""
+    """(full path, branch or field) of every future column: the leaves, and the branches with
+    sub-branches that read as values of their own."""
     if _is_rntuple(tree):
         return [(path, f) for path, f in tree.iteritems(recursive=True) if not f.fields]
     items = tree.iteritems(recursive=True, full_paths=True)
-    return [(path, b) for path, b in items if len(b.branches) == 0]
+    return [(path, b) for path, b in items if not b.branches or _reads_itself(b)]
 
 
 def _highest_cycles(directory: Any) -> list[tuple[str, int, str, str]]:
@@ -240,6 +254,10 @@ def _unusable(path: str, branch: Any) -> str | None:
     return None
 
 
+def _first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
 def _convert(arrays: ak.Array) -> pa.Table:
     table = ak.to_arrow_table(arrays, extensionarray=False, list_to32=False)
     return table.replace_schema_metadata(None)
@@ -257,8 +275,12 @@ class TreeReader:
         self.columns: list[str] = []
         self.skipped: list[dict[str, str]] = []
         self.schema: pa.Schema | None = None
+        self.branches: dict[str, Any] = {}
         for path, branch in _leaves(tree):
+            self.branches.setdefault(path, branch)
             reason = _unusable(path, branch)
+            if reason is None and path in self.columns:
+                reason = "another branch has the same path, and uproot reads that one by it"
             if reason:
                 self._skip(path, branch, reason)
             else:
@@ -275,7 +297,7 @@ class TreeReader:
 
     def _drop(self, bad: dict[str, str]) -> None:
         for path, reason in bad.items():
-            self._skip(path, self.tree[path], reason)
+            self._skip(path, self.branches[path], reason)
         self.columns = [c for c in self.columns if c not in bad]
 
     def _arrays(self, start: int, stop: int) -> ak.Array:
@@ -299,8 +321,10 @@ class TreeReader:
         for path in self.columns:  # find the culprits one branch at a time
             try:
                 self.tree[path].array(entry_start=start, entry_stop=stop)
+            except uproot.KeyInFileError:
+                bad[path] = "uproot does not find it by its path (an earlier branch has its name)"
             except Exception as exc:
-                bad[path] = f"uproot cannot read it: {type(exc).__name__}: {exc}"
+                bad[path] = f"uproot cannot read it: {_first_line(exc)}"
         self._drop(bad)
         return self._arrays(start, stop)
 
@@ -317,16 +341,20 @@ class TreeReader:
             try:
                 _convert(arrays[[path]])
             except Exception as exc:
-                bad[path] = f"cannot convert to Arrow: {type(exc).__name__}: {exc}"
+                bad[path] = f"cannot convert to Arrow: {_first_line(exc)}"
         self._drop(bad)
         return _convert(arrays[self.columns])
 
     def read(self, start: int, stop: int) -> pa.Table:
         event_id = pa.array(np.arange(start, stop, dtype=np.int64))
+        table = None
         if self.columns:
-            table = self._to_arrow(self._read_arrays(start, stop))
+            arrays = self._read_arrays(start, stop)
+            if self.columns:  # reading may have found every branch unreadable
+                table = self._to_arrow(arrays)
+        if table is not None and self.columns:
             table = table.add_column(0, EVENT_ID_FIELD, event_id)
-        else:
+        else:  # a tree with entries but no readable branch keeps its entries
             table = pa.Table.from_arrays([event_id], schema=pa.schema([EVENT_ID_FIELD]))
         if self.schema is None:
             self.schema = table.schema
@@ -345,9 +373,9 @@ class TreeReader:
         assert self.schema is not None
         reasons = {s["branch"]: s["reason"] for s in self.skipped}
         for path, node in handle.branch_nodes.items():
-            if node["children"]:
-                node.update(column=None, arrow_type=None)
-            elif path in reasons:
+            if path in reasons:
                 node.update(column=None, arrow_type=None, skipped=reasons[path])
-            else:
+            elif self.schema.get_field_index(path) >= 0:
                 node.update(column=path, arrow_type=str(self.schema.field(path).type))
+            else:  # a branch of sub-branches only
+                node.update(column=None, arrow_type=None)
