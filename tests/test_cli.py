@@ -5,6 +5,8 @@ the thing at fault, with exit status 1. Answers are checked against uproot + awk
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import awkward as ak
@@ -105,3 +107,38 @@ def test_errors_are_one_line_with_status_1(store: str, capsys: pytest.CaptureFix
     assert status == 1 and "no_such_branch" in err and "Traceback" not in err
     status, _, err = run(capsys, "ingest", "--store", store, "bad", "/no/such/file.root")
     assert status == 1 and "/no/such/file.root" in err
+
+
+def test_first_hour_edges(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --store before the command as after it; "already exists" names the CLI's flag
+    assert run(capsys, "--store", store, "ingest", "mu", str(SAMPLE))[0] == 0
+    status, out, _ = run(capsys, "--store", store, "ls")
+    assert status == 0 and out.split() == ["mu"]
+    status, _, err = run(capsys, "ingest", "mu", str(SAMPLE), "--store", store)
+    assert status == 1 and err == (
+        "error: dataset 'mu' already exists; add --overwrite to replace it, or choose another "
+        "name\n"
+    )
+    # anything unexpected is one line too, and --verbose adds the traceback
+    status, _, err = run(capsys, "query", "--store", store, "mu", "project nMuon", "--file", "x")
+    assert status == 1 and err.count("\n") == 1 and "(--verbose for details)" in err
+    status, _, err = run(
+        capsys, "-v", "query", "--store", store, "mu", "project nMuon", "--file", "x"
+    )
+    assert status == 1 and "Traceback" in err
+    # skipped branches are listed once, in the output, not again as multi-line warnings
+    status, out, err = run(
+        capsys, "ingest", "--store", store, "dy", str(sample_path("nano_dy.root"))
+    )
+    assert status == 0 and all(line.startswith("warning: ") for line in err.splitlines())
+
+
+def test_a_closed_pipe_ends_quietly(store: str) -> None:
+    command = f"{sys.executable} -m skyhook_dask.cli demo --store {store} | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.startswith("store: ") and done.stderr == ""
+    schema = f"{sys.executable} -m skyhook_dask.cli schema demo --store {store} | head -2"
+    done = subprocess.run(["bash", "-c", schema], capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 2 and "Traceback" not in done.stderr, done.stderr

@@ -20,7 +20,7 @@ from dask.dataframe.dask_expr._expr import Filter
 
 from skyhook_dask.data import DATA_DIR
 from skyhook_dask.dataframe import pushdown
-from skyhook_dask.dataframe.pushdown import ReadSkyhook, check_internals
+from skyhook_dask.dataframe.pushdown import ListComparisonError, ReadSkyhook, check_internals
 from skyhook_dask.dataframe.reader import (
     ColumnConflictWarning,
     PushdownUnavailableWarning,
@@ -249,3 +249,11 @@ def test_numpy_backends_keep_lists_columnar(store_url: str, truth: ak.Array) -> 
         assert isinstance(result.Muon_pt.dtype, pd.ArrowDtype)
         assert not isinstance(result.nMuon.dtype, pd.ArrowDtype)
         assert result.nMuon.tolist() == ak.to_list(truth.nMuon)
+
+
+def test_comparing_a_list_column_says_what_to_write(store_url: str) -> None:
+    df = read_skyhook("dimuon", store=store_url)
+    with pytest.raises(ListComparisonError, match=r"any\(Muon_pt > \.\.\.\)"):
+        df[df.Muon_pt > 20].compute()
+    with pytest.raises(ListComparisonError, match="'Muon_pt' holds a list per event"):
+        df[df.Muon_pt > 20].optimize()

@@ -31,13 +31,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 from dask._task_spec import Task
 from dask.dataframe.dask_expr import _expr as dx
 from dask.dataframe.dask_expr import _reductions as dr
 from dask.dataframe.dask_expr.io import io as dio
 
-from ..exceptions import QueryError
+from ..exceptions import QueryError, QueryTypeError
 from ..plan.plan import ScanPlan
 from ..query.binding import bind_predicate
 from ..query.expr import BOOLEAN, COMPARISONS, Call, Expr, Literal, columns_of
@@ -45,7 +46,7 @@ from ..query.filters import arrow_expression_to_expr
 from ..query.parser import ColumnRef, literal_type
 from .partitions import Part, PartitionReader, divisions, partitions
 
-__all__ = ["REQUIRED_INTERNALS", "ReadSkyhook", "check_internals"]
+__all__ = ["REQUIRED_INTERNALS", "ListComparisonError", "ReadSkyhook", "check_internals"]
 
 # module -> names (and attributes) this file uses; checked by check_internals().
 REQUIRED_INTERNALS: dict[str, tuple[str, ...]] = {
@@ -129,6 +130,10 @@ _ARROW_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+class ListComparisonError(QueryTypeError):
+    """``df[df.Muon_pt > 20]``: a list column compared with a value cannot select rows."""
+
+
 class _NotPushable(Exception):
     """The predicate has a part the storage cannot evaluate exactly as pandas would."""
 
@@ -170,10 +175,29 @@ class _PredicateTranslator:
             return Literal(value, literal_type(value))
         return pc.scalar(value)
 
+    def check_not_a_list(self, node: Any, text: str) -> None:
+        """pandas cannot compare a list column with a value: say what to write instead."""
+        if not (isinstance(node, dx.Projection) and node.frame._name == self.reader._name):
+            return
+        name = node.operand("columns")
+        schema = self.reader.scan_plan.schema
+        if isinstance(name, str) and schema.get_field_index(name) >= 0:
+            kind = schema.field(name).type
+            if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+                raise ListComparisonError(
+                    f"column {name!r} holds a list per event, so df[df.{name} {text} ...] has no "
+                    f'row to keep or drop; say which events: read_skyhook(..., query="select '
+                    f'any({name} {text} ...)") (or all(), count(), ...), or reduce the lists '
+                    f"first (df.{name}.list.len(), ...)"
+                )
+
     def translate(self, node: Any) -> Any:
         kind = type(node)
         if kind in _COMPARISON_CLASSES:
             function = _COMPARISON_CLASSES[kind]
+            text = next(k for k, v in COMPARISONS.items() if v == function)
+            self.check_not_a_list(node.left, text)
+            self.check_not_a_list(node.right, text)
             left, right = self.operand(node.left), self.operand(node.right)
             if self.weak:
                 return Call(function, (left, right))
@@ -308,6 +332,8 @@ class ReadSkyhook(dx.PartitionsFiltered, dio.BlockwiseIO):
                 bound = bind_predicate(translated, layout.schema, "the dataframe")
             else:
                 bound = arrow_expression_to_expr(translated, layout.schema)
+        except ListComparisonError:
+            raise  # pandas would fail on it too, with a far less helpful message
         except (_NotPushable, QueryError, TypeError, ValueError, OverflowError):
             return None
         if bound is None:  # constant true: nothing to push, and nothing to prove

@@ -50,7 +50,7 @@ def connect_client(address: str | None = None, *, timeout: float | None = None) 
         try:
             return default_client()
         except ValueError:
-            return Client(processes=True)
+            return Client(processes=True, dashboard_address=":0")  # never a port clash
     target = scheduler_address(address)
     try:
         return Client(target, **({} if timeout is None else {"timeout": timeout}))

@@ -1,0 +1,62 @@
+"""The README's tour, as a physicist runs it: pasted into a file and run with ``python file.py``
+(no ``if __name__ == "__main__":`` guard), and piped into ``python -``. Both must work and
+print what uproot computes from the same files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from skyhook_dask.data import sample_path
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _tour() -> str:
+    text = README.read_text()
+    section = text[text.index("## A short tour") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    return match.group(1)
+
+
+def _expected() -> str:
+    events = uproot.open(sample_path("nano_dimuon.root"))["Events"].arrays()
+    keep = (events.nMuon >= 2) & ak.any(events.Muon_pt > np.float32(20), axis=1)
+    first = ak.to_list(events.Muon_pt[keep][0])
+    counts = [
+        uproot.open(sample_path(n))["Events"].num_entries - 6
+        for n in ("nano_dimuon.root", "nano_dy.root")
+    ]
+    selected = f"{int(ak.sum(keep))} events selected; first Muon_pt: {first}\n"
+    return selected + f"{counts} events selected per file\n"
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_the_tour_runs_as_a_plain_script(tmp_path: Path, how: str) -> None:
+    script = tmp_path / "tour.py"
+    script.write_text(_tour())
+    env = {**os.environ, "SKYHOOK_STORE": str(tmp_path / "store")}
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    command = [sys.executable, str(script)] if how == "file" else [sys.executable, "-"]
+    done = subprocess.run(
+        command,
+        input=None if how == "file" else _tour(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(_expected()), done.stdout
+    assert "nano_dimuon.root" in done.stdout.splitlines()[0]  # getAttributes()
+    assert "Traceback" not in done.stderr and "Nanny" not in done.stderr
