@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .cases import ALL_SYSTEMS, SYSTEMS, Answer
+from .cli_latency import cli_latency
 from .data import (
     COLUMN_COUNTS,
     SELECTIVITIES,
@@ -254,6 +255,8 @@ def _measure(
     ingest = dict(workload.ingest)
     ingest["uproot_full_read"] = uproot_full_read(workload, max(1, min(3, options.repeats)))
     overhead = call_overhead(workload, max(1, min(3, options.repeats)))
+    _log(options, "command-line latency")
+    cli = cli_latency(max(1, min(3, options.repeats)))
     scaling = None
     if options.scaling_workers:
         _log(options, f"Dask scaling with {list(options.scaling_workers)} workers")
@@ -276,6 +279,7 @@ def _measure(
         "ingest": ingest,
         "scaling": scaling,
         "call_overhead": overhead,
+        "cli": cli,
         "summary": summarize(cases),
         "profiles": profiles,
     }

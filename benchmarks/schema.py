@@ -198,6 +198,10 @@ RESULT_SCHEMA: dict[str, Any] = {
         "ingest": _ingest,
         "scaling": {"oneOf": [_scaling, {"type": "null"}]},
         "call_overhead": {"type": "object", "required": ["wall_per_call_s"]},
+        "cli": {  # results before the command-line section have none
+            "type": "object",
+            "required": ["help", "ls", "query", "uproot_read", "query_vs_uproot"],
+        },
         "summary": _summary,
         "profiles": {"type": "array"},
     },

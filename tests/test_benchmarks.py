@@ -58,6 +58,9 @@ def _check_result(result: dict[str, Any], objects: list[tuple[int, int, int]]) -
     answers = result.pop("_answers")
     validate(result)
     assert result["events"] == EVENTS
+    cli = result["cli"]
+    assert all(cli[c]["wall_s"] >= cli[c]["wall_s_min"] > 0 for c in ("help", "ls", "query"))
+    assert cli["query_vs_uproot"] == cli["query"]["wall_s"] / cli["uproot_read"]["wall_s"]
     assert result["branches"] >= 100
     assert result["objects"] == len(objects)
     met, checksum_values = _ground_truth(result["source"])
