@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     m = sk.last_metrics
     print(
         f"{table.num_rows} of {m.rows_in} events selected; storage read {m.bytes_read:,} of "
-        f"{m.object_size:,} object bytes and returned {m.bytes_returned:,}"
+        f"{m.object_size:,} object bytes and returned {m.bytes_returned:,} bytes"
     )
     return 0
 

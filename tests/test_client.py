@@ -240,3 +240,34 @@ def test_dask_driver_gives_the_same_tables(
         )
     finally:
         sk.close()
+
+
+def test_without_a_scheduler_everything_runs_here(tmp_path: Path) -> None:
+    from distributed import Client
+
+    sk = SkyhookDM().connect(store=tmp_path.as_uri())
+    assert sk.client is None and not sk.use_dask  # a plain script, a notebook, stdin
+    with Client(processes=False, dashboard_address=":0") as current:
+        assert sk.client is current  # a client made after connect() is used
+    assert SkyhookDM().connect(store=tmp_path.as_uri(), dask=False).client is None
+
+
+def test_an_embedded_cluster_never_clashes_on_the_dashboard_port(tmp_path: Path) -> None:
+    import socket
+    import warnings
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # already taken by someone else: as good for this test
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            sk = SkyhookDM().connect(store=tmp_path.as_uri(), dask=True)
+            try:
+                assert sk.client is not None
+            finally:
+                sk.close()
+    assert not [w for w in seen if "already in use" in str(w.message)]

@@ -83,7 +83,7 @@ def _executor_for(
     client = executor.client or _current_client()
     owned = None
     if client is None:  # as Runner does: a local cluster for this run only
-        owned = client = Client(threads_per_worker=1)
+        owned = client = Client(threads_per_worker=1, dashboard_address=":0")
     try:
         for url in store_urls:
             register_store_plugin(client, url)
