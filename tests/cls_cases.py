@@ -167,7 +167,9 @@ INT_TYPES = {
 FLAT_NUMBERS = [*INT_TYPES, "f32", "f64", "event_id"]
 SAME_LENGTH_LISTS = ["lf", "lf2", "lu"]  # lb has these lengths too; li has its own
 ALL_COLUMNS = [*FLAT_NUMBERS, "b", "lf", "lf2", "lu", "lb", "li", "s"]
-ARITHMETIC = ["add", "subtract", "multiply", "divide"]
+ARITHMETIC = ["add", "subtract", "multiply", "divide", "power", "atan2"]
+MATH = ["sqrt", "exp", "ln", "log10", "sin", "cos", "tan", "asin", "acos", "atan"]
+MATH += ["sinh", "cosh", "tanh", "floor", "ceil"]
 COMPARISONS = ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal"]
 
 
@@ -252,7 +254,7 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
         if choice == "arith":
             return Call(draw(st.sampled_from(ARITHMETIC)), (draw(sub("num")), draw(sub("num"))))
         if choice == "unary":
-            return Call(draw(st.sampled_from(["abs", "negate"])), (draw(sub("num")),))
+            return Call(draw(st.sampled_from(["abs", "negate", *MATH])), (draw(sub("num")),))
         if choice == "reduce":
             return Call(draw(st.sampled_from(["sum", "min", "max", "len"])), (draw(sub("jnum")),))
         return Call("count", (draw(sub("jbool")),))
@@ -260,7 +262,7 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
         if leaf:
             return Column(draw(st.sampled_from([*SAME_LENGTH_LISTS * 8, "li"])))
         if draw(st.booleans()):
-            return Call(draw(st.sampled_from(["abs", "negate"])), (draw(sub("jnum")),))
+            return Call(draw(st.sampled_from(["abs", "negate", *MATH])), (draw(sub("jnum")),))
         args = [draw(sub("jnum")), draw(sub(draw(st.sampled_from(["num", "jnum"]))))]
         return Call(draw(st.sampled_from(ARITHMETIC)), tuple(draw(st.permutations(args))))
     if kind == "jbool":

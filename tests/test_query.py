@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -226,6 +228,7 @@ GOOD_QUERIES = [
     "select (a < b) == (c >= d)",
     "select not (a and b) or not not c",
     "select -(a * b) / -(c - 1.5e-7) > 1e300",
+    "select -x ** 2 ** -y < (-2) ** x and (x ** y) ** 2 > sqrt(log(x)) + atan2(y, x)",
     "project x",
     "",
 ]
@@ -238,6 +241,25 @@ def test_rendered_query_reparses_equal(text: str) -> None:
     assert parse_query(rendered) == query
     assert str(parse_query(rendered)) == rendered
     assert query.to_string() == rendered
+
+
+def test_math_functions_and_powers() -> None:
+    tree = parse_query("select -x**2 > hypot(a, b) ** 0.5 and LOG(y) < 1").predicate
+    x, a, b, y = (ColumnRef(name=n) for n in "xaby")
+    two, half, one = Literal(2, "int64"), Literal(0.5, "double"), Literal(1, "int64")
+    hypot = Call("sqrt", (Call("add", (Call("multiply", (a, a)), Call("multiply", (b, b)))),))
+    left = Call(
+        "greater", (Call("negate", (Call("power", (x, two)),)), Call("power", (hypot, half)))
+    )
+    assert tree == Call("and_kleene", (left, Call("less", (Call("ln", (y,)), one))))
+    for text, problem in [
+        ("select atan2(x) > 1", "atan2() takes two arguments"),
+        ("select hypot(x, y, z) > 1", "hypot() takes two arguments"),
+        ("select sqrt(x, y) > 1", "sqrt() takes one argument"),
+        ("select x ** > 1", "expected a value"),
+    ]:
+        with pytest.raises(QuerySyntaxError, match=re.escape(problem)):
+            parse_query(text)
 
 
 def test_rendering_keeps_only_needed_parentheses() -> None:
@@ -307,8 +329,11 @@ LEAVES = st.one_of(
     st.booleans().map(lambda v: Literal(v, "bool")),
 )
 BINARY = ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add",
-          "subtract", "multiply", "divide", "and_kleene", "or_kleene"]  # fmt: skip
-UNARY_FUNCTIONS = ["invert", "abs", "any", "all", "count", "len", "sum", "min", "max"]
+          "subtract", "multiply", "divide", "and_kleene", "or_kleene", "power",
+          "atan2"]  # fmt: skip
+UNARY_FUNCTIONS = ["invert", "abs", "any", "all", "count", "len", "sum", "min", "max", "sqrt",
+                   "ln", "log10", "exp", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
+                   "cosh", "tanh", "floor", "ceil"]  # fmt: skip
 
 TREES = st.recursive(
     LEAVES,

@@ -15,7 +15,12 @@ int Arity(const std::string& function) {
       {"not_equal", 2}, {"add", 2},     {"subtract", 2}, {"multiply", 2},      {"divide", 2},
       {"and_kleene", 2}, {"or_kleene", 2}, {"invert", 1}, {"abs", 1},         {"negate", 1},
       {"any", 1},   {"all", 1},        {"count", 1},    {"len", 1},           {"sum", 1},
-      {"min", 1},   {"max", 1}};
+      {"min", 1},   {"max", 1},
+      // math (unchecked Arrow kernels: NaN out of domain, as numpy)
+      {"sqrt", 1},  {"exp", 1},        {"ln", 1},       {"log10", 1},         {"sin", 1},
+      {"cos", 1},   {"tan", 1},        {"asin", 1},     {"acos", 1},          {"atan", 1},
+      {"sinh", 1},  {"cosh", 1},       {"tanh", 1},     {"floor", 1},         {"ceil", 1},
+      {"atan2", 2}, {"power", 2}};
   const auto it = arity.find(function);
   return it == arity.end() ? -1 : it->second;
 }

@@ -11,10 +11,13 @@
 namespace skyhook {
 namespace {
 
-constexpr std::array<std::string_view, 22> kFunctions = {
+constexpr std::array<std::string_view, 39> kFunctions = {
     // elementwise (Arrow compute names)
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add", "subtract",
     "multiply", "divide", "and_kleene", "or_kleene", "invert", "abs", "negate",
+    // math (skyhook_dask/query/expr.py: MATH, atan2, power)
+    "sqrt", "exp", "ln", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+    "tanh", "floor", "ceil", "atan2", "power",
     // per-event list reductions
     "any", "all", "count", "len", "sum", "min", "max"};
 

@@ -38,6 +38,8 @@ from ..query.expr import (
     BOOLEAN,
     COMPARISONS,
     LIST_REDUCTIONS,
+    MATH,
+    POWER,
     Call,
     Column,
     Expr,
@@ -54,6 +56,9 @@ _ARITY = {
     BOOLEAN["not"]: 1,
     "abs": 1,
     "negate": 1,
+    **dict.fromkeys(MATH.values(), 1),
+    "atan2": 2,
+    POWER: 2,
     **dict.fromkeys(LIST_REDUCTIONS, 1),
 }
 

@@ -39,9 +39,38 @@ ARITHMETIC = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 BOOLEAN = {"and": "and_kleene", "or": "or_kleene", "not": "invert"}
 UNARY = {"abs": "abs", "neg": "negate"}
 LIST_REDUCTIONS = ("any", "all", "count", "len", "sum", "min", "max")
+# Math functions as the query language spells them -> Arrow compute functions. Domain errors
+# give NaN (and log(0) -inf), as numpy does: the unchecked Arrow kernels.
+MATH = {
+    "sqrt": "sqrt",
+    "exp": "exp",
+    "log": "ln",
+    "log10": "log10",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "asin",
+    "acos": "acos",
+    "atan": "atan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "floor": "floor",
+    "ceil": "ceil",
+}
+MATH2 = {"atan2": "atan2", "hypot": "hypot"}  # hypot(x, y) is sqrt(x*x + y*y) on the wire
+POWER = "power"  # x ** y
 
 ELEMENTWISE_FUNCTIONS = frozenset(
-    [*COMPARISONS.values(), *ARITHMETIC.values(), *BOOLEAN.values(), *UNARY.values()]
+    [
+        *COMPARISONS.values(),
+        *ARITHMETIC.values(),
+        *BOOLEAN.values(),
+        *UNARY.values(),
+        *MATH.values(),
+        "atan2",
+        POWER,
+    ]
 )
 ALL_FUNCTIONS = ELEMENTWISE_FUNCTIONS | frozenset(LIST_REDUCTIONS)
 

@@ -10,16 +10,21 @@ Grammar (clauses separated by top-level commas, in any order, each at most once)
     compare   := sum [("<" | "<=" | ">" | ">=" | "==" | "!=") sum]
     sum       := product (("+" | "-") product)*
     product   := unary (("*" | "/") unary)*
-    unary     := "-" unary | atom
-    atom      := number | "true" | "false" | column | function "(" or_expr ")" | "(" or_expr ")"
+    unary     := "-" unary | power
+    power     := atom ["**" unary]
+    atom      := number | "true" | "false" | column | function "(" args ")" | "(" or_expr ")"
+    args      := or_expr ["," or_expr]        (two for atan2 and hypot)
     column    := [tree [";" cycle] "."] name
 
 In ``project``, a comma followed by anything but ``select``/``project`` continues the column
 list, so the seed's ``project Events;75.Muon_eta,Events;75.Muon_phi`` works. Names are ASCII
 identifiers; any other name (with dots, slashes, spaces, or a keyword) is written between
 backticks, a backtick inside doubled: ```dir/sub/Tree`;2.`Electron.pt```. Keywords (``select
-project and or not true false``) and function names (``abs`` and :data:`expr.LIST_REDUCTIONS`)
-are case-insensitive. Chained comparisons (``1 < x < 3``) are rejected.
+project and or not true false``) and function names (``abs``, the math functions of
+:data:`expr.MATH` and :data:`expr.MATH2`, and :data:`expr.LIST_REDUCTIONS`) are
+case-insensitive. Chained comparisons (``1 < x < 3``) are rejected. ``**`` binds tighter than a
+unary minus on its left and is right-associative, as in Python (``-x**2`` is ``-(x**2)``);
+``hypot(x, y)`` is written on the wire as ``sqrt(x*x + y*y)``.
 
 The predicate is a tree of :mod:`skyhook_dask.query.expr` nodes: :class:`~expr.Call` with the Arrow
 function names, :class:`~expr.Literal` with a provisional type (``int64``, ``uint64`` for
@@ -40,7 +45,10 @@ from .expr import (
     BOOLEAN,
     COMPARISONS,
     LIST_REDUCTIONS,
+    MATH,
+    MATH2,
     MAX_DEPTH,
+    POWER,
     UNARY,
     Call,
     Column,
@@ -77,7 +85,8 @@ __all__ = [
     "tokenize",
 ]
 
-FUNCTIONS = ("abs", *LIST_REDUCTIONS)
+FUNCTIONS = ("abs", *MATH, *MATH2, *LIST_REDUCTIONS)
+_QUERY_NAMES = {arrow: name for name, arrow in MATH.items()}  # ln -> log, for render()
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,7 @@ _BINARY_SYMBOLS = {
 }
 # Binding strength of each operator; higher binds tighter. Atoms are 8.
 _LEVEL = {"or": 1, "and": 2, "not": 3, "compare": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7}
+_LEVEL |= {"**": 8, "atom": 9}
 
 
 def render(expr: Expr) -> str:
@@ -132,11 +142,12 @@ def render(expr: Expr) -> str:
 def _render(expr: Expr) -> tuple[str, int]:
     if isinstance(expr, Literal):
         if isinstance(expr.value, bool):
-            return ("true" if expr.value else "false"), 8
+            return ("true" if expr.value else "false"), _LEVEL["atom"]
         text = repr(expr.value)
-        return text, (7 if text.startswith("-") else 8)
+        return text, (_LEVEL["neg"] if text.startswith("-") else _LEVEL["atom"])
     if isinstance(expr, Column):
-        return (str(expr) if isinstance(expr, ColumnRef) else quote_name(expr.name)), 8
+        name = str(expr) if isinstance(expr, ColumnRef) else quote_name(expr.name)
+        return name, _LEVEL["atom"]
     fn, args = expr.function, expr.args
     if fn in _BINARY_SYMBOLS and len(args) == 2:
         symbol = _BINARY_SYMBOLS[fn]
@@ -150,7 +161,10 @@ def _render(expr: Expr) -> tuple[str, int]:
         return f"not {_wrap(args[0], _LEVEL['not'])}", _LEVEL["not"]
     if fn == UNARY["neg"] and len(args) == 1:
         return f"-{_wrap(args[0], _LEVEL['neg'])}", _LEVEL["neg"]
-    return f"{fn}({', '.join(render(a) for a in args)})", 8
+    if fn == POWER and len(args) == 2:  # right-associative; a unary minus may follow **
+        return f"{_wrap(args[0], _LEVEL['atom'])} ** {_wrap(args[1], _LEVEL['neg'])}", _LEVEL["**"]
+    name = _QUERY_NAMES.get(fn, fn)
+    return f"{name}({', '.join(render(a) for a in args)})", _LEVEL["atom"]
 
 
 def _wrap(expr: Expr, min_level: int) -> str:
@@ -321,7 +335,7 @@ class _Parser:
 
     def unary(self) -> Expr:
         if not self.is_op("-"):
-            return self.atom()
+            return self.power()
         token = self.advance()
         self.enter()
         operand = self.unary()
@@ -333,6 +347,16 @@ class _Parser:
                 raise self.error(f"integer {value} does not fit in 64 bits", token)
             return Literal(value, literal_type(value))
         return self.node(UNARY["neg"], (operand,), token)
+
+    def power(self) -> Expr:
+        base = self.atom()
+        if not self.is_op("**"):
+            return base
+        token = self.advance()
+        self.enter()
+        exponent = self.unary()
+        self.nesting -= 1
+        return self.node(POWER, (base, exponent), token)
 
     def atom(self) -> Expr:
         token = self.peek()
@@ -368,19 +392,30 @@ class _Parser:
             raise self.error(
                 f"unknown function {name!r}; the functions are: {', '.join(FUNCTIONS)}", token
             )
+        wanted = 2 if function in MATH2 else 1
+        takes = f"{function}() takes {'two arguments' if wanted == 2 else 'one argument'}"
         self.advance()
         self.advance()  # "("
         if self.peek().kind == ")":
-            raise self.error(f"{function}() takes one argument")
+            raise self.error(takes)
         self.enter()
-        argument = self.or_expr()
+        args = [self.or_expr()]
+        while self.peek().kind == "," and len(args) < wanted:
+            self.advance()
+            args.append(self.or_expr())
         self.nesting -= 1
-        if self.peek().kind == ",":
-            raise self.error(f"{function}() takes one argument")
+        if len(args) != wanted or self.peek().kind == ",":
+            raise self.error(takes)
         if self.peek().kind != ")":
             raise self.unexpected(f"')' to close {function}(")
         self.advance()
-        return self.node(function, (argument,), token)
+        if function == "hypot":
+            x, y = args
+            square = [self.node(ARITHMETIC["*"], (v, v), token) for v in (x, y)]
+            total = self.node(ARITHMETIC["+"], tuple(square), token)
+            return self.node(MATH["sqrt"], (total,), token)
+        arrow = MATH.get(function) or MATH2.get(function) or function
+        return self.node(arrow, tuple(args), token)
 
 
 def literal_type(value: bool | int | float) -> str:

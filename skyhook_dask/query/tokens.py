@@ -19,7 +19,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DIGITS = frozenset("0123456789")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _CYCLE = re.compile(r"\d+", re.ASCII)
-_OPERATORS = ("<=", ">=", "==", "!=", "&&", "||", "<", ">", "+", "-", "*", "/", "!")
+_OPERATORS = ("<=", ">=", "==", "!=", "&&", "||", "**", "<", ">", "+", "-", "*", "/", "!")
 _OPERATOR_ALIASES = {"&&": "and", "||": "or", "!": "not"}
 
 

@@ -25,7 +25,18 @@ import numpy as np
 import pyarrow as pa
 
 from ..exceptions import QueryTypeError, UnknownColumnError
-from .expr import ARITHMETIC, BOOLEAN, COMPARISONS, UNARY, Call, Column, Expr, Literal
+from .expr import (
+    ARITHMETIC,
+    BOOLEAN,
+    COMPARISONS,
+    MATH,
+    POWER,
+    UNARY,
+    Call,
+    Column,
+    Expr,
+    Literal,
+)
 from .parser import ColumnRef, Query, literal_type, render
 
 COMPARISON_FUNCTIONS = frozenset(COMPARISONS.values())
@@ -179,6 +190,8 @@ class PredicateBinder:
             if not _is_number(kind, arg):
                 raise self.type_error(node, f"{render(node.args[0])} is not a number")
             return Call(node.function, (arg,)), kind
+        if node.function in _MATH_FUNCTIONS:
+            return self.math(node, args)
         raise QueryTypeError(f"unknown function {node.function!r} in {render(node)}")
 
     def type_error(self, node: Expr, problem: str) -> QueryTypeError:
@@ -244,6 +257,30 @@ class PredicateBinder:
             common = np.dtype("float64")
         return Call(node.function, (ea, eb)), _Kind(common, a[1].jagged or b[1].jagged)
 
+    def math(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
+        """sqrt(x), atan2(y, x), x ** y, ...: numbers in; float out (float32 stays float32),
+        except ``**`` of integers, which stays an integer as in numpy."""
+        wanted = 2 if node.function in ("atan2", POWER) else 1
+        if len(args) != wanted:
+            raise self.type_error(node, f"{node.function} takes {wanted} argument(s)")
+        for (expr, kind), original in zip(args, node.args, strict=True):
+            if not _is_number(kind, expr):
+                raise self.type_error(node, f"{render(original)} is not a number")
+        jagged = any(kind.jagged for _, kind in args)
+        if wanted == 1:
+            ((arg, kind),) = args
+            arg = self.settle(arg, np.dtype("float64")) if kind.dtype is None else arg
+            dtype = kind.dtype if kind.dtype is not None else np.dtype("float64")
+            return Call(node.function, (arg,)), _Kind(_float_of(dtype), jagged)
+        ea, eb, common = self.pair(node, args[0], args[1])
+        if node.function == "atan2":
+            return Call(node.function, (ea, eb)), _Kind(_float_of(common), jagged)
+        if common.kind in "iu" and isinstance(eb, Literal) and eb.value < 0:
+            raise self.type_error(
+                node, "integers to negative integer powers are not integers; write a float base"
+            )
+        return Call(node.function, (ea, eb)), _Kind(common, jagged)
+
     def reduction(self, node: Call) -> tuple[Expr, _Kind]:
         fn = node.function
         if len(node.args) != 1:
@@ -271,6 +308,11 @@ class PredicateBinder:
         else:
             out = dtype
         return Call(fn, (arg,)), _Kind(out)
+
+
+def _float_of(dtype: np.dtype) -> np.dtype:
+    """What Arrow's math kernels return: float32 for float32, else float64."""
+    return dtype if dtype == np.dtype("float32") else np.dtype("float64")
 
 
 def _covers(wide: np.dtype, narrow: np.dtype) -> bool:
@@ -334,13 +376,30 @@ def _fold(expr: Expr) -> Expr:
             value = -values[0]
         elif fn == UNARY["abs"]:
             value = abs(values[0])
+        elif fn == POWER:
+            value = values[0] ** values[1]
+            if isinstance(value, complex):  # a negative base to a fractional power
+                value = float("nan")
+        elif fn in _NUMPY_MATH:
+            with np.errstate(all="ignore"):
+                value = float(_NUMPY_MATH[fn](*(np.float64(v) for v in values)))
         else:
             value = _PY_OPS[fn](*values)
     except ZeroDivisionError:
         raise QueryTypeError(f"division by zero in {render(expr)}") from None
+    except OverflowError:
+        raise QueryTypeError(f"the constant {render(expr)} overflows") from None
     if type(value) is int and not -(2**63) <= value < 2**64:
         raise QueryTypeError(f"the constant {render(expr)} = {value} does not fit in 64 bits")
     return Literal(value, literal_type(value))
 
 
-_FOLDABLE = frozenset([*_PY_OPS, *BOOLEAN.values(), *UNARY.values()])
+_MATH_FUNCTIONS = frozenset([*MATH.values(), "atan2", POWER])
+# Constant math is folded with numpy's float64 functions: NaN (not an error) out of domain.
+_NUMPY_MATH = {
+    "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log10": np.log10, "sin": np.sin,
+    "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil,
+    "atan2": np.arctan2,
+}  # fmt: skip
+_FOLDABLE = frozenset([*_PY_OPS, *BOOLEAN.values(), *UNARY.values(), *_MATH_FUNCTIONS])
