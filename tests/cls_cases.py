@@ -250,7 +250,10 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
     if kind == "num":
         if leaf:
             return draw(st.sampled_from(FLAT_NUMBERS).map(Column) | literals())
-        choice = draw(st.sampled_from(["arith", "unary", "reduce", "count"]))
+        choice = draw(st.sampled_from(["arith", "unary", "reduce", "count", "element"]))
+        if choice == "element":  # x[i]: missing where the list is too short
+            index = Literal(draw(st.integers(-4, 4)), "int64")
+            return Call("list_element", (draw(sub("jnum")), index))
         if choice == "arith":
             return Call(draw(st.sampled_from(ARITHMETIC)), (draw(sub("num")), draw(sub("num"))))
         if choice == "unary":
@@ -280,7 +283,10 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
     # kind == "bool"
     if leaf:
         return draw(st.just(Column("b")) | st.booleans().map(lambda v: Literal(v, "bool")))
-    choice = draw(st.sampled_from(["compare", "logic", "invert", "reduce", "reduce"]))
+    choice = draw(st.sampled_from(["compare", "logic", "invert", "reduce", "reduce", "element"]))
+    if choice == "element":
+        index = Literal(draw(st.integers(-3, 3)), "int64")
+        return Call("list_element", (draw(sub("jbool")), index))
     if choice == "compare":
         return Call(draw(st.sampled_from(COMPARISONS)), (draw(sub("num")), draw(sub("num"))))
     if choice == "logic":
@@ -367,6 +373,15 @@ CRAFTED = {
     "trailing bytes": raw_request(b"\x02\x01\x01") + b"\x00",
     "unknown aggregate op": b"SKYQ\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x09\x00",
     "sum without expression": b"SKYQ\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00",
+    # x[i] with a column, a uint64 or a float as the index, or with one argument
+    "index not a literal": raw_request(
+        b"\x03\x0c\x00list_element\x02" + b"\x01\x02\x00li" + b"\x01\x01\x00x"
+    ),
+    "uint64 index": raw_request(
+        b"\x03\x0c\x00list_element\x02\x01\x02\x00li\x02\x09" + b"\xff" * 8
+    ),
+    "float index": raw_request(b"\x03\x0c\x00list_element\x02\x01\x02\x00li\x02\x0b" + b"\x00" * 8),
+    "index without a value": raw_request(b"\x03\x0c\x00list_element\x01\x02\x05" + b"\x00" * 8),
 }
 
 

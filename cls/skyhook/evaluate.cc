@@ -20,7 +20,7 @@ int Arity(const std::string& function) {
       {"sqrt", 1},  {"exp", 1},        {"ln", 1},       {"log10", 1},         {"sin", 1},
       {"cos", 1},   {"tan", 1},        {"asin", 1},     {"acos", 1},          {"atan", 1},
       {"sinh", 1},  {"cosh", 1},       {"tanh", 1},     {"floor", 1},         {"ceil", 1},
-      {"atan2", 2}, {"power", 2}};
+      {"atan2", 2}, {"power", 2},  {"list_element", 2}, {"coalesce", 2}};
   const auto it = arity.find(function);
   return it == arity.end() ? -1 : it->second;
 }
@@ -150,6 +150,29 @@ std::string ExprText(const Node& node) {
   return "?";
 }
 
+// x[i] per event: element i of the event's list (negative: from the end), null where the list
+// is null or too short -- a missing value.
+std::shared_ptr<arrow::Array> Evaluator::Element(const Jagged& jagged, int64_t index) {
+  arrow::Int64Builder positions(ctx_->memory_pool());
+  Check(positions.Reserve(jagged.length()), EIO, "out of memory");
+  for (int64_t row = 0; row < jagged.length(); ++row) {
+    const int64_t length = jagged.offsets[row + 1] - jagged.offsets[row];
+    // Compare before adding: an index near the int64 limits must not overflow.
+    const bool present = jagged.IsValid(row) && (index >= 0 ? index < length : index >= -length);
+    if (present) {
+      positions.UnsafeAppend(jagged.offsets[row] + (index >= 0 ? index : length + index));
+    } else {
+      positions.UnsafeAppendNull();
+    }
+  }
+  std::shared_ptr<arrow::Array> where;
+  Check(positions.Finish(&where), EIO, "out of memory");
+  return Unwrap(arrow::compute::Take(jagged.values, where, arrow::compute::TakeOptions::Defaults(),
+                                     ctx_),
+                EDOM, "list_element: cannot take elements")
+      .make_array();
+}
+
 Value Evaluator::Column(const std::string& name) {
   if (const auto hit = cache_.find(name); hit != cache_.end()) return hit->second;
   const auto it = columns_.find(name);
@@ -180,6 +203,14 @@ Value Evaluator::Evaluate(const Node& node) {
       std::vector<Value> args;
       args.reserve(node.args.size());
       for (const auto& arg : node.args) args.push_back(Evaluate(arg));
+      if (node.name == "list_element") {
+        if (!args[0].jagged) {
+          Fail(EDOM, ExprText(node) + ": " + ExprText(node.args[0]) +
+                         " is not a list (jagged) value");
+        }
+        const auto index = static_cast<int64_t>(node.args[1].literal_bits);
+        return Value{arrow::Datum(Element(*args[0].jagged, index)), nullptr};
+      }
       if (IsListReduction(node.name)) {
         if (!args[0].jagged) {
           Fail(EDOM, node.name + "() needs a list (jagged) operand, not " +

@@ -11,13 +11,15 @@
 namespace skyhook {
 namespace {
 
-constexpr std::array<std::string_view, 39> kFunctions = {
+constexpr std::array<std::string_view, 41> kFunctions = {
     // elementwise (Arrow compute names)
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add", "subtract",
     "multiply", "divide", "and_kleene", "or_kleene", "invert", "abs", "negate",
     // math (skyhook_dask/query/expr.py: MATH, atan2, power)
     "sqrt", "exp", "ln", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
     "tanh", "floor", "ceil", "atan2", "power",
+    // x[i]: a value and an int64 literal index; coalesce(comparison, false) for missing values
+    "list_element", "coalesce",
     // per-event list reductions
     "any", "all", "count", "len", "sum", "min", "max"};
 
@@ -130,6 +132,11 @@ class Reader {
                            std::to_string(kMaxArgs) + ")");
         }
         for (int i = 0; i < argc; ++i) node.args.push_back(ReadNode(depth + 1));
+        if (node.name == "list_element" &&
+            (node.args.size() != 2 || node.args[1].kind != NodeKind::kLiteral ||
+             node.args[1].literal_type != LiteralType::kInt64)) {
+          Fail(EINVAL, "list_element takes a value and an int64 literal index");
+        }
         return node;
       }
       default:

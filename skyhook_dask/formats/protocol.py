@@ -40,7 +40,16 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..exceptions import ProtocolError
-from ..query.expr import ALL_FUNCTIONS, LITERAL_TYPES, MAX_DEPTH, Call, Column, Expr, Literal
+from ..query.expr import (
+    ALL_FUNCTIONS,
+    ELEMENT,
+    LITERAL_TYPES,
+    MAX_DEPTH,
+    Call,
+    Column,
+    Expr,
+    Literal,
+)
 
 MAGIC = b"SKYQ"
 VERSION = 1
@@ -125,6 +134,14 @@ def _literal(lit: Literal) -> bytes:
     return code + struct.pack(fmt, int(lit.value))
 
 
+def _check_element(call: Call) -> None:
+    """``list_element`` takes a value and an int64 literal index (the C++ decoder checks too)."""
+    if call.function == ELEMENT and (
+        len(call.args) != 2 or not isinstance(call.args[1], Literal) or call.args[1].type != "int64"
+    ):
+        raise ProtocolError(f"{ELEMENT} takes a value and an int64 literal index")
+
+
 def _node(expr: Expr, depth: int = 0) -> bytes:
     if depth >= MAX_DEPTH:
         raise ProtocolError(f"expression nests deeper than {MAX_DEPTH}")
@@ -135,6 +152,7 @@ def _node(expr: Expr, depth: int = 0) -> bytes:
     if isinstance(expr, Call):
         if expr.function not in ALL_FUNCTIONS:
             raise ProtocolError(f"unknown function {expr.function!r}")
+        _check_element(expr)
         if len(expr.args) > MAX_ARGS:
             raise ProtocolError(f"{expr.function} has more than {MAX_ARGS} arguments")
         body = b"".join(_node(arg, depth + 1) for arg in expr.args)
@@ -227,7 +245,9 @@ class _Reader:
             argc = int(self.unpack("<B"))
             if argc > MAX_ARGS:
                 raise ProtocolError(f"{function} has {argc} arguments (max {MAX_ARGS})")
-            return Call(function, tuple(self.node(depth + 1) for _ in range(argc)))
+            call = Call(function, tuple(self.node(depth + 1) for _ in range(argc)))
+            _check_element(call)
+            return call
         raise ProtocolError(f"unknown node tag {tag} at byte {self.pos - 1}")
 
 

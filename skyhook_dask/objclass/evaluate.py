@@ -36,7 +36,9 @@ from ..exceptions import QueryTypeError, UnknownColumnError
 from ..query.expr import (
     ARITHMETIC,
     BOOLEAN,
+    COALESCE,
     COMPARISONS,
+    ELEMENT,
     LIST_REDUCTIONS,
     MATH,
     POWER,
@@ -59,6 +61,8 @@ _ARITY = {
     **dict.fromkeys(MATH.values(), 1),
     "atan2": 2,
     POWER: 2,
+    ELEMENT: 2,
+    COALESCE: 2,
     **dict.fromkeys(LIST_REDUCTIONS, 1),
 }
 
@@ -132,6 +136,8 @@ class _Evaluator:
                     f"{expr.function} takes {arity} argument(s), {len(expr.args)} given in {expr}"
                 )
             args = [self.eval(arg) for arg in expr.args]
+            if expr.function == ELEMENT:
+                return _element(args[0], expr)
             if expr.function in LIST_REDUCTIONS:
                 return _reduce(expr.function, args[0], expr)
             return _elementwise(expr.function, args, expr)
@@ -205,6 +211,24 @@ def _elementwise(function: str, args: list[_Value], expr: Call) -> _Value:
                 parents = pa.array(np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)))
             operands.append(arg.take(parents))
     return _Jagged(offsets, call_arrow(function, operands, expr), valid, str(expr))
+
+
+def _element(value: _Value, expr: Call) -> pa.Array:
+    """``x[i]`` per event: null where the list is null or has no element ``i``."""
+    index = expr.args[1]
+    if not isinstance(value, _Jagged):
+        raise QueryTypeError(f"{expr}: {expr.args[0]} is not a list (jagged) value")
+    if not (isinstance(index, Literal) and index.type == "int64"):
+        raise QueryTypeError(f"{expr}: the index must be an int64 literal")
+    lengths = value.lengths
+    position = np.full(len(lengths), int(index.value), dtype=np.int64)
+    if index.value < 0:
+        position += lengths
+    present = (position >= 0) & (position < lengths)
+    if value.valid is not None:
+        present &= value.valid
+    where = np.where(present, value.offsets[:-1] + position, 0)
+    return value.values.take(pa.array(where, mask=~present))
 
 
 def _common_validity(args: list[_Value]) -> np.ndarray | None:

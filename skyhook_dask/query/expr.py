@@ -60,6 +60,13 @@ MATH = {
 }
 MATH2 = {"atan2": "atan2", "hypot": "hypot"}  # hypot(x, y) is sqrt(x*x + y*y) on the wire
 POWER = "power"  # x ** y
+# x[i]: element i of each event's list (negative: from the end); an event without it gives a
+# missing value (null), which compares false and makes arithmetic missing. i is an int64
+# literal on the wire.
+ELEMENT = "list_element"
+# A comparison with such a missing value is false, not missing: the binder wraps comparisons
+# of indexed values in coalesce(comparison, false).
+COALESCE = "coalesce"
 
 ELEMENTWISE_FUNCTIONS = frozenset(
     [
@@ -70,6 +77,8 @@ ELEMENTWISE_FUNCTIONS = frozenset(
         *MATH.values(),
         "atan2",
         POWER,
+        ELEMENT,
+        COALESCE,
     ]
 )
 ALL_FUNCTIONS = ELEMENTWISE_FUNCTIONS | frozenset(LIST_REDUCTIONS)

@@ -11,7 +11,8 @@ Grammar (clauses separated by top-level commas, in any order, each at most once)
     sum       := product (("+" | "-") product)*
     product   := unary (("*" | "/") unary)*
     unary     := "-" unary | power
-    power     := atom ["**" unary]
+    power     := postfix ["**" unary]
+    postfix   := atom ("[" ["-"] integer "]")*       (element of each event's list)
     atom      := number | "true" | "false" | column | function "(" args ")" | "(" or_expr ")"
     args      := or_expr ["," or_expr]        (two for atan2 and hypot)
     column    := [tree [";" cycle] "."] name
@@ -44,6 +45,7 @@ from .expr import (
     ARITHMETIC,
     BOOLEAN,
     COMPARISONS,
+    ELEMENT,
     LIST_REDUCTIONS,
     MATH,
     MATH2,
@@ -161,6 +163,8 @@ def _render(expr: Expr) -> tuple[str, int]:
         return f"not {_wrap(args[0], _LEVEL['not'])}", _LEVEL["not"]
     if fn == UNARY["neg"] and len(args) == 1:
         return f"-{_wrap(args[0], _LEVEL['neg'])}", _LEVEL["neg"]
+    if fn == ELEMENT and len(args) == 2 and isinstance(args[1], Literal):
+        return f"{_wrap(args[0], _LEVEL['atom'])}[{args[1].value}]", _LEVEL["atom"]
     if fn == POWER and len(args) == 2:  # right-associative; a unary minus may follow **
         return f"{_wrap(args[0], _LEVEL['atom'])} ** {_wrap(args[1], _LEVEL['neg'])}", _LEVEL["**"]
     name = _QUERY_NAMES.get(fn, fn)
@@ -349,7 +353,7 @@ class _Parser:
         return self.node(UNARY["neg"], (operand,), token)
 
     def power(self) -> Expr:
-        base = self.atom()
+        base = self.postfix()
         if not self.is_op("**"):
             return base
         token = self.advance()
@@ -357,6 +361,26 @@ class _Parser:
         exponent = self.unary()
         self.nesting -= 1
         return self.node(POWER, (base, exponent), token)
+
+    def postfix(self) -> Expr:
+        value = self.atom()
+        while self.peek().kind == "[":
+            token = self.advance()
+            sign = -1 if self.is_op("-") else 1
+            if sign < 0:
+                self.advance()
+            number = self.peek()
+            if number.kind != "number" or not isinstance(number.value, int):
+                raise self.unexpected("an integer index (x[0], x[-1])")
+            self.advance()
+            index = sign * number.value
+            if not INT64_MIN <= index <= INT64_MAX:
+                raise self.error(f"index {index} does not fit in 64 bits", number)
+            if self.peek().kind != "]":
+                raise self.unexpected("']'")
+            self.advance()
+            value = self.node(ELEMENT, (value, Literal(index, "int64")), token)
+        return value
 
     def atom(self) -> Expr:
         token = self.peek()

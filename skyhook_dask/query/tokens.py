@@ -76,7 +76,7 @@ def tokenize(text: str) -> list[Token]:
             ref, end = _column(text, pos)
             tokens.append(Token("name", text[pos:end], pos, ref))
             pos = end
-        elif char in "(),":
+        elif char in "(),[]":
             tokens.append(Token(char, char, pos))
             pos += 1
         else:

@@ -28,7 +28,9 @@ from ..exceptions import QueryTypeError, UnknownColumnError
 from .expr import (
     ARITHMETIC,
     BOOLEAN,
+    COALESCE,
     COMPARISONS,
+    ELEMENT,
     MATH,
     POWER,
     UNARY,
@@ -192,6 +194,8 @@ class PredicateBinder:
             return Call(node.function, (arg,)), kind
         if node.function in _MATH_FUNCTIONS:
             return self.math(node, args)
+        if node.function == ELEMENT and len(args) == 2:
+            return self.element(node, args)
         raise QueryTypeError(f"unknown function {node.function!r} in {render(node)}")
 
     def type_error(self, node: Expr, problem: str) -> QueryTypeError:
@@ -237,10 +241,12 @@ class PredicateBinder:
         ):
             raise self.type_error(node, f"cannot compare {_describe(*a)} with {_describe(*b)}")
         rewritten = _integer_range_comparison(node.function, a, b)
-        if rewritten is not None:
-            return rewritten, _Kind(LITERAL_DTYPES["bool"], jagged)
-        ea, eb, _ = self.pair(node, a, b)
-        return Call(node.function, (ea, eb)), _Kind(LITERAL_DTYPES["bool"], jagged)
+        if rewritten is None:
+            ea, eb, _ = self.pair(node, a, b)
+            rewritten = Call(node.function, (ea, eb))
+        if _has_element(a[0]) or _has_element(b[0]):  # a missing element compares false
+            rewritten = Call(COALESCE, (rewritten, Literal(False, "bool")))
+        return rewritten, _Kind(LITERAL_DTYPES["bool"], jagged)
 
     def arithmetic(
         self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
@@ -256,6 +262,20 @@ class PredicateBinder:
                 )
             common = np.dtype("float64")
         return Call(node.function, (ea, eb)), _Kind(common, a[1].jagged or b[1].jagged)
+
+    def element(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
+        """``x[i]``: one value per event, of the list's element type (missing where the list
+        is too short)."""
+        (value, kind), (index, _) = args
+        if not kind.jagged or kind.dtype is None:
+            raise self.type_error(
+                node,
+                f"{render(node.args[0])}[...] picks an element of a list per event, but "
+                f"{render(node.args[0])} is one value per event",
+            )
+        if not (isinstance(index, Literal) and type(index.value) is int):
+            raise self.type_error(node, "the index must be an integer")
+        return Call(ELEMENT, (value, Literal(index.value, "int64"))), _Kind(kind.dtype)
 
     def math(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
         """sqrt(x), atan2(y, x), x ** y, ...: numbers in; float out (float32 stays float32),
@@ -308,6 +328,12 @@ class PredicateBinder:
         else:
             out = dtype
         return Call(fn, (arg,)), _Kind(out)
+
+
+def _has_element(expr: Expr) -> bool:
+    if not isinstance(expr, Call):
+        return False
+    return expr.function == ELEMENT or any(_has_element(a) for a in expr.args)
 
 
 def _float_of(dtype: np.dtype) -> np.dtype:
