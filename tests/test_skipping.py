@@ -11,9 +11,10 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from planning_support import sample_events, selected
+from planning_support import sample_events
 
 from skyhook_dask.formats import manifest as mf
+from skyhook_dask.objclass.evaluate import evaluate
 from skyhook_dask.query.binding import BoundQuery
 from skyhook_dask.query.binding import bind as bind_query
 from skyhook_dask.query.expr import Call, Column, Expr, Literal
@@ -44,6 +45,16 @@ def column_stats(table: pa.Table, as_float: bool = True) -> dict[str, dict[str, 
     return stats
 
 
+def scanned(predicate: Expr | None, table: pa.Table) -> list[int]:
+    """The event_ids the scan keeps (the reference class; null counts as false)."""
+    if predicate is None:
+        return table["event_id"].to_pylist()
+    mask = evaluate(predicate, table)
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return table["event_id"].filter(mask.fill_null(False)).to_pylist()
+
+
 def test_may_match_on_the_sample_file(events: pa.Table) -> None:
     stats = column_stats(events)
     max_muons = int(stats["nMuon"]["max"])
@@ -58,6 +69,9 @@ def test_may_match_on_the_sample_file(events: pa.Table) -> None:
         f"any(Muon_pt > {max_pt!r})": False,
         f"any(Muon_pt >= {max_pt!r})": True,
         f"max(Muon_pt) > {max_pt!r}": False,
+        f"Muon_pt[0] > {max_pt!r}": False,  # an element lies within the values' bounds
+        f"Muon_pt[-1] >= {max_pt!r}": True,
+        f"not (Muon_pt[1] > {max_pt!r})": True,  # a missing element compares false
         "all(Muon_pt > 1e6)": True,  # empty lists make all() true
         f"not all(Muon_pt <= {max_pt!r})": True,  # a NaN element would make it true
         f"nMuon > {max_muons} or MET_pt < {min_met!r}": False,
@@ -72,7 +86,7 @@ def test_may_match_on_the_sample_file(events: pa.Table) -> None:
         bound = bind(f"select {text}", schema)
         assert may_match(bound.predicate, stats) is expected, text
         if not expected:  # a skipped object really has no matching row
-            assert selected(bound.predicate, events) == []
+            assert scanned(bound.predicate, events) == []
     assert may_match(bind(f"select nMuon > {max_muons}", schema).predicate, {}) is True
 
 
@@ -234,6 +248,7 @@ def test_must_match_on_the_sample_file(events: pa.Table) -> None:
         f"nMuon != {high + 1}": True,
         f"nMuon == {low}": low == high,
         "any(Muon_pt > -1)": False,  # empty lists: not every row
+        "Muon_pt[0] > -1": False,  # events without a muon: missing, so false
         "nMuon * 1 >= 0": False,  # arithmetic is not analysed
         "1 < 2": True,
     }
@@ -241,6 +256,6 @@ def test_must_match_on_the_sample_file(events: pa.Table) -> None:
         bound = bind(f"select {text}", schema)
         assert must_match(bound.predicate, stats) is expected, text
         if expected:
-            assert len(selected(bound.predicate, events)) == events.num_rows, text
+            assert len(scanned(bound.predicate, events)) == events.num_rows, text
     assert must_match(bind(f"select nMuon >= {low}", schema).predicate, {}) is False
     assert must_match(None, {}) is True

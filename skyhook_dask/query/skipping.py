@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .expr import BOOLEAN, Call, Column, Expr, Literal
+from .expr import BOOLEAN, COALESCE, ELEMENT, Call, Column, Expr, Literal
 from .typecheck import COMPARISON_FUNCTIONS, MIRRORED
 
 _EXACT, _F64, _F32 = "exact", "double", "float"
@@ -22,8 +22,8 @@ def may_match(expr: Expr | None, stats: Mapping[str, Mapping[str, Any]]) -> bool
 
     ``stats[column] = {"min": ..., "max": ..., "nulls": ...}`` over the non-null values (the
     flattened values of a list column); a missing column or bound means "unknown". Handles a
-    column (or ``min``/``max`` of a list column) compared with a literal, ``any``/``all`` of
-    such comparisons, and ``and``/``or``/``not``; anything else may match.
+    column (or ``min``/``max``/an element ``x[i]`` of a list column) compared with a literal,
+    ``any``/``all`` of such comparisons, and ``and``/``or``/``not``; anything else may match.
     """
     return expr is None or _truth(expr, stats)[0]
 
@@ -81,6 +81,8 @@ def _truth(
         return True, _truth(args[0], stats)[1]
     if fn in COMPARISON_FUNCTIONS:
         return _compare_bounds(fn, args, stats, exact)
+    if fn == COALESCE and args[1] == Literal(False, "bool"):  # a missing element: false
+        return _truth(args[0], stats, exact)[0], True
     return True, True
 
 
@@ -90,8 +92,8 @@ def _compare_bounds(
     left, right = args
     if isinstance(left, Literal):
         function, left, right = MIRRORED[function], right, left
-    if isinstance(left, Call) and left.function in ("min", "max"):
-        left = left.args[0]  # a list's min/max lies within its values' bounds (or is null)
+    if isinstance(left, Call) and left.function in ("min", "max", ELEMENT):
+        left = left.args[0]  # a list's min/max/element lies within its values' bounds (or is null)
     if not isinstance(left, Column) or not isinstance(right, Literal):
         return True, True
     bounds = _bounds(stats.get(left.name))
