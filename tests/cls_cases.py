@@ -264,8 +264,11 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
     if kind == "jnum":
         if leaf:
             return Column(draw(st.sampled_from([*SAME_LENGTH_LISTS * 8, "li"])))
-        if draw(st.booleans()):
+        choice = draw(st.sampled_from(["unary", "unary", "mask", "arith", "arith"]))
+        if choice == "unary":
             return Call(draw(st.sampled_from(["abs", "negate", *MATH])), (draw(sub("jnum")),))
+        if choice == "mask":  # x[mask]: lengths differ from the other lists afterwards
+            return Call("list_filter", (draw(sub("jnum")), draw(sub("jbool"))))
         args = [draw(sub("jnum")), draw(sub(draw(st.sampled_from(["num", "jnum"]))))]
         return Call(draw(st.sampled_from(ARITHMETIC)), tuple(draw(st.permutations(args))))
     if kind == "jbool":

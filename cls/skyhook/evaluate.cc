@@ -20,7 +20,7 @@ int Arity(const std::string& function) {
       {"sqrt", 1},  {"exp", 1},        {"ln", 1},       {"log10", 1},         {"sin", 1},
       {"cos", 1},   {"tan", 1},        {"asin", 1},     {"acos", 1},          {"atan", 1},
       {"sinh", 1},  {"cosh", 1},       {"tanh", 1},     {"floor", 1},         {"ceil", 1},
-      {"atan2", 2}, {"power", 2},  {"list_element", 2}, {"coalesce", 2}};
+      {"atan2", 2}, {"power", 2},  {"list_element", 2}, {"list_filter", 2}, {"coalesce", 2}};
   const auto it = arity.find(function);
   return it == arity.end() ? -1 : it->second;
 }
@@ -173,6 +173,55 @@ std::shared_ptr<arrow::Array> Evaluator::Element(const Jagged& jagged, int64_t i
       .make_array();
 }
 
+// x[mask] per event: the elements where the mask is true (null counts as false). An event whose
+// list or mask is null is null; the mask must have as many elements as the values in every
+// other event.
+std::shared_ptr<const Jagged> Evaluator::Filter(const Jagged& values, const Jagged& mask,
+                                                const Node& node) {
+  if (mask.values->type_id() != arrow::Type::BOOL) {
+    Fail(EDOM, ExprText(node) + ": the mask " + ExprText(node.args[1]) +
+                   " is not a list of booleans");
+  }
+  const auto& bits = static_cast<const arrow::BooleanArray&>(*mask.values);
+  auto out = std::make_shared<Jagged>();
+  const int64_t rows = values.length();
+  out->offsets.reserve(rows + 1);
+  out->offsets.push_back(0);
+  if (!values.valid.empty() || !mask.valid.empty()) out->valid.assign(rows, true);
+  arrow::Int64Builder take(ctx_->memory_pool());
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t kept = 0;
+    if (values.IsValid(row) && mask.IsValid(row)) {
+      const int64_t length = values.offsets[row + 1] - values.offsets[row];
+      const int64_t mask_length = mask.offsets[row + 1] - mask.offsets[row];
+      if (length != mask_length) {
+        Fail(EDOM, ExprText(node) + ": the mask " + ExprText(node.args[1]) + " and the values " +
+                       ExprText(node.args[0]) + " differ in length in row " +
+                       std::to_string(row) + " (" + std::to_string(mask_length) + " vs " +
+                       std::to_string(length) + "); a mask must come from the same " +
+                       "collection as the values");
+      }
+      for (int64_t k = 0; k < length; ++k) {
+        const int64_t at = mask.offsets[row] + k;
+        if (bits.IsValid(at) && bits.Value(at)) {
+          Check(take.Append(values.offsets[row] + k), EIO, "out of memory");
+          ++kept;
+        }
+      }
+    } else {
+      out->valid[row] = false;
+    }
+    out->offsets.push_back(out->offsets.back() + kept);
+  }
+  std::shared_ptr<arrow::Array> where;
+  Check(take.Finish(&where), EIO, "out of memory");
+  out->values = Unwrap(arrow::compute::Take(values.values, where,
+                                            arrow::compute::TakeOptions::Defaults(), ctx_),
+                       EDOM, "list_filter: cannot take elements")
+                    .make_array();
+  return out;
+}
+
 Value Evaluator::Column(const std::string& name) {
   if (const auto hit = cache_.find(name); hit != cache_.end()) return hit->second;
   const auto it = columns_.find(name);
@@ -210,6 +259,12 @@ Value Evaluator::Evaluate(const Node& node) {
         }
         const auto index = static_cast<int64_t>(node.args[1].literal_bits);
         return Value{arrow::Datum(Element(*args[0].jagged, index)), nullptr};
+      }
+      if (node.name == "list_filter") {
+        if (!args[0].jagged || !args[1].jagged) {
+          Fail(EDOM, ExprText(node) + ": the values and the mask must both be lists per event");
+        }
+        return Value{arrow::Datum(), Filter(*args[0].jagged, *args[1].jagged, node)};
       }
       if (IsListReduction(node.name)) {
         if (!args[0].jagged) {

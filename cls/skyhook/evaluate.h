@@ -45,6 +45,7 @@ class Evaluator {
  private:
   Value Column(const std::string& name);
   std::shared_ptr<arrow::Array> Element(const Jagged& jagged, int64_t index);
+  std::shared_ptr<const Jagged> Filter(const Jagged& values, const Jagged& mask, const Node& node);
   Value Elementwise(const std::string& function, std::vector<Value> args, const Node& node);
   arrow::Datum CallArrow(const std::string& function, const std::vector<arrow::Datum>& args,
                          const Node& node);

@@ -39,6 +39,7 @@ from ..query.expr import (
     COALESCE,
     COMPARISONS,
     ELEMENT,
+    FILTER,
     LIST_REDUCTIONS,
     MATH,
     POWER,
@@ -62,6 +63,7 @@ _ARITY = {
     "atan2": 2,
     POWER: 2,
     ELEMENT: 2,
+    FILTER: 2,
     COALESCE: 2,
     **dict.fromkeys(LIST_REDUCTIONS, 1),
 }
@@ -138,6 +140,8 @@ class _Evaluator:
             args = [self.eval(arg) for arg in expr.args]
             if expr.function == ELEMENT:
                 return _element(args[0], expr)
+            if expr.function == FILTER:
+                return _filter(args[0], args[1], expr)
             if expr.function in LIST_REDUCTIONS:
                 return _reduce(expr.function, args[0], expr)
             return _elementwise(expr.function, args, expr)
@@ -229,6 +233,28 @@ def _element(value: _Value, expr: Call) -> pa.Array:
         present &= value.valid
     where = np.where(present, value.offsets[:-1] + position, 0)
     return value.values.take(pa.array(where, mask=~present))
+
+
+def _filter(value: _Value, mask: _Value, expr: Call) -> _Jagged:
+    """``x[mask]`` per event: the elements where the mask is true (null counts as false); an
+    event whose list or mask is null stays null."""
+    if not isinstance(value, _Jagged) or not isinstance(mask, _Jagged):
+        raise QueryTypeError(f"{expr}: the values and the mask must both be lists per event")
+    if not pa.types.is_boolean(mask.values.type):
+        raise QueryTypeError(f"{expr}: the mask {mask.text} is not a list of booleans")
+    valid = _common_validity([value, mask])
+    if valid is not None:
+        value, mask = _restrict(value, valid), _restrict(mask, valid)
+    if not np.array_equal(value.offsets, mask.offsets):
+        event = int(np.flatnonzero(value.lengths != mask.lengths)[0])
+        raise QueryTypeError(
+            f"{expr}: the mask {mask.text} and the values {value.text} differ in length in row "
+            f"{event} ({mask.lengths[event]} vs {value.lengths[event]}); a mask must come from "
+            "the same collection as the values"
+        )
+    keep = mask.values.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    kept = np.concatenate([[0], np.cumsum(keep)])[value.offsets]
+    return _Jagged(kept - kept[0], value.values.filter(pa.array(keep)), valid, str(expr))
 
 
 def _common_validity(args: list[_Value]) -> np.ndarray | None:

@@ -64,6 +64,9 @@ POWER = "power"  # x ** y
 # missing value (null), which compares false and makes arithmetic missing. i is an int64
 # literal on the wire.
 ELEMENT = "list_element"
+# x[mask]: per event, the elements of x where the list of booleans mask is true; both lists
+# must have the same length in every event (one counter), else a type error naming both.
+FILTER = "list_filter"
 # A comparison with such a missing value is false, not missing: the binder wraps comparisons
 # of indexed values in coalesce(comparison, false).
 COALESCE = "coalesce"
@@ -78,6 +81,7 @@ ELEMENTWISE_FUNCTIONS = frozenset(
         "atan2",
         POWER,
         ELEMENT,
+        FILTER,
         COALESCE,
     ]
 )

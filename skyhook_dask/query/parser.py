@@ -12,7 +12,8 @@ Grammar (clauses separated by top-level commas, in any order, each at most once)
     product   := unary (("*" | "/") unary)*
     unary     := "-" unary | power
     power     := postfix ["**" unary]
-    postfix   := atom ("[" ["-"] integer "]")*       (element of each event's list)
+    postfix   := atom ("[" (["-"] integer | or_expr) "]")*
+                 (x[i]: element i of each event's list; x[mask]: the elements where mask holds)
     atom      := number | "true" | "false" | column | function "(" args ")" | "(" or_expr ")"
     args      := or_expr ["," or_expr]        (two for atan2 and hypot)
     column    := [tree [";" cycle] "."] name
@@ -46,6 +47,7 @@ from .expr import (
     BOOLEAN,
     COMPARISONS,
     ELEMENT,
+    FILTER,
     LIST_REDUCTIONS,
     MATH,
     MATH2,
@@ -165,6 +167,8 @@ def _render(expr: Expr) -> tuple[str, int]:
         return f"-{_wrap(args[0], _LEVEL['neg'])}", _LEVEL["neg"]
     if fn == ELEMENT and len(args) == 2 and isinstance(args[1], Literal):
         return f"{_wrap(args[0], _LEVEL['atom'])}[{args[1].value}]", _LEVEL["atom"]
+    if fn == FILTER and len(args) == 2:
+        return f"{_wrap(args[0], _LEVEL['atom'])}[{render(args[1])}]", _LEVEL["atom"]
     if fn == POWER and len(args) == 2:  # right-associative; a unary minus may follow **
         return f"{_wrap(args[0], _LEVEL['atom'])} ** {_wrap(args[1], _LEVEL['neg'])}", _LEVEL["**"]
     name = _QUERY_NAMES.get(fn, fn)
@@ -366,21 +370,38 @@ class _Parser:
         value = self.atom()
         while self.peek().kind == "[":
             token = self.advance()
-            sign = -1 if self.is_op("-") else 1
-            if sign < 0:
-                self.advance()
-            number = self.peek()
-            if number.kind != "number" or not isinstance(number.value, int):
-                raise self.unexpected("an integer index (x[0], x[-1])")
-            self.advance()
-            index = sign * number.value
-            if not INT64_MIN <= index <= INT64_MAX:
-                raise self.error(f"index {index} does not fit in 64 bits", number)
+            if self.is_index():
+                value = self.node(ELEMENT, (value, self.index_literal()), token)
+            else:  # a mask: the elements of each event's list where it is true
+                self.enter()
+                mask = self.or_expr()
+                self.nesting -= 1
+                value = self.node(FILTER, (value, mask), token)
             if self.peek().kind != "]":
                 raise self.unexpected("']'")
             self.advance()
-            value = self.node(ELEMENT, (value, Literal(index, "int64")), token)
         return value
+
+    def is_index(self) -> bool:
+        """``[0]``, ``[-1]``: an integer and the closing bracket (anything else is a mask)."""
+        ahead = 1 if self.is_op("-") else 0
+        number = self.peek(ahead)
+        return (
+            number.kind == "number"
+            and isinstance(number.value, int)
+            and self.peek(ahead + 1).kind == "]"
+        )
+
+    def index_literal(self) -> Literal:
+        sign = -1 if self.is_op("-") else 1
+        if sign < 0:
+            self.advance()
+        number = self.advance()
+        assert isinstance(number.value, int)
+        index = sign * number.value
+        if not INT64_MIN <= index <= INT64_MAX:
+            raise self.error(f"index {index} does not fit in 64 bits", number)
+        return Literal(index, "int64")
 
     def atom(self) -> Expr:
         token = self.peek()

@@ -31,6 +31,7 @@ from .expr import (
     COALESCE,
     COMPARISONS,
     ELEMENT,
+    FILTER,
     MATH,
     POWER,
     UNARY,
@@ -196,6 +197,8 @@ class PredicateBinder:
             return self.math(node, args)
         if node.function == ELEMENT and len(args) == 2:
             return self.element(node, args)
+        if node.function == FILTER and len(args) == 2:
+            return self.filter(node, args)
         raise QueryTypeError(f"unknown function {node.function!r} in {render(node)}")
 
     def type_error(self, node: Expr, problem: str) -> QueryTypeError:
@@ -276,6 +279,23 @@ class PredicateBinder:
         if not (isinstance(index, Literal) and type(index.value) is int):
             raise self.type_error(node, "the index must be an integer")
         return Call(ELEMENT, (value, Literal(index.value, "int64"))), _Kind(kind.dtype)
+
+    def filter(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
+        """``x[mask]``: per event, the elements of x where the mask is true (a list again)."""
+        (value, kind), (mask, mask_kind) = args
+        if not kind.jagged or kind.dtype is None:
+            raise self.type_error(
+                node,
+                f"{render(node.args[0])}[...] selects elements of a list per event, but "
+                f"{render(node.args[0])} is one value per event",
+            )
+        if not (mask_kind.jagged and mask_kind.dtype == LITERAL_DTYPES["bool"]):
+            raise self.type_error(
+                node,
+                f"the mask {render(node.args[1])} must give a list of booleans per event, one "
+                f"for each element of {render(node.args[0])}",
+            )
+        return Call(FILTER, (value, mask)), _Kind(kind.dtype, True)
 
     def math(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
         """sqrt(x), atan2(y, x), x ** y, ...: numbers in; float out (float32 stays float32),
