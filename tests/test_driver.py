@@ -94,7 +94,7 @@ def test_connect_client_starts_an_embedded_cluster(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(driver, "default_client", no_client)
     monkeypatch.setattr(driver, "Client", lambda *a, **kw: calls.append({"args": a, **kw}))
     connect_client(None)
-    assert calls == [{"args": (), "processes": True}]
+    assert calls == [{"args": (), "processes": True, "dashboard_address": ":0"}]
 
 
 def test_connect_client_unreachable() -> None:

@@ -274,3 +274,34 @@ def test_progress_bar(store: Any, small: list[Path], capsys: pytest.CaptureFixtu
     write_dataset(store, [small[0]], "loud", progress=True)
     err = capsys.readouterr().err
     assert "small0.root" in err and "501/501" in err  # 500 Events + 1 Runs entries
+
+
+def test_every_basket_is_decompressed_once_whatever_the_object_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skyhook_dask.ingest import pipeline
+    from skyhook_dask.ingest.generate import generate_nanoaod
+
+    path = generate_nanoaod(
+        tmp_path / "b.root", 6_000, n_extra_branches=2, compression="zstd", events_per_basket=1_500
+    )
+    tree = uproot.open(path)["Events"]
+    baskets = sum(b.num_baskets for b in tree.branches if b.num_baskets)
+    calls = {"n": 0}
+    decompress = uproot.compression.ZSTD.decompress
+
+    def counting(self: Any, data: bytes, uncompressed_bytes: Any = None) -> bytes:
+        calls["n"] += 1
+        return decompress(self, data, uncompressed_bytes)
+
+    monkeypatch.setattr(uproot.compression.ZSTD, "decompress", counting)
+    monkeypatch.setattr(pipeline, "READ_BYTES", 200_000)  # a few clusters per read, here
+    counts = {}
+    for size in (4_000, 4_000_000):  # ~60 objects, or one
+        calls["n"] = 0
+        ds = write_dataset(f"memory://baskets-{size}", [str(path)], "b", object_size=size)
+        counts[size] = (calls["n"], len(ds.files[0].trees["Events;1"].objects))
+    (small, objects), (large, one) = counts[4_000], counts[4_000_000]
+    assert objects > 20 and one == 1
+    # the first basket of each branch is read twice (the schema probe); every other once
+    assert small == large and small <= baskets + len(tree.branches), counts

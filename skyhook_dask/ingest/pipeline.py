@@ -19,6 +19,8 @@ but its schema is recorded. Dataset schemas and ``writeArrowTable`` live in
 
 from __future__ import annotations
 
+import bisect
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -62,6 +64,12 @@ __all__ = [
 FileEntry = dict[str, Any]
 new_ingest_id = mf.new_ingest_id
 PROBE_ENTRIES = 1000  # entries read first to estimate bytes per event
+# Entries are read in steps that end on a cluster boundary (where every branch starts a new
+# basket), so each basket is decompressed once however small the objects are. A step decodes
+# at least READ_BYTES of Arrow data (several small objects share it) and, unless a single
+# cluster is larger, at most MAX_READ_BYTES: memory stays bounded.
+READ_BYTES = 32 * 1024 * 1024
+MAX_READ_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -113,12 +121,10 @@ def _ingest_tree(
     writer.add(first)
     bar.update(stop)
     del first
+    clusters = _cluster_starts(handle.tree)
     while stop < entries:
-        # Read up to the next object boundary, so that one object's rows are held at a time.
         start = stop
-        stop = min(
-            entries, start + options.step_size if options.step_size else (start // rows + 1) * rows
-        )
+        stop = _next_stop(start, entries, rows, per_event, clusters, options.step_size)
         writer.add(reader.read(start, stop))
         bar.update(stop - start)
     writer.flush()
@@ -134,6 +140,33 @@ def _ingest_tree(
         "skipped": reader.skipped,
         "objects": writer.objects,
     }
+
+
+def _cluster_starts(tree: Any) -> list[int]:
+    """Entries where every branch starts a basket (none known: an RNTuple)."""
+    try:
+        return [int(e) for e in tree.common_entry_offsets()]
+    except (AttributeError, TypeError, ValueError):
+        return []
+
+
+def _next_stop(
+    start: int,
+    entries: int,
+    rows: int,
+    per_event: float,
+    clusters: Sequence[int],
+    step_size: int | None,
+) -> int:
+    """Where the read that begins at ``start`` ends (see READ_BYTES)."""
+    if step_size:
+        return min(entries, start + step_size)
+    want = max(rows, math.ceil(READ_BYTES / max(per_event, 1.0)))
+    most = max(want, int(MAX_READ_BYTES / max(per_event, 1.0)))
+    at = bisect.bisect_left(clusters, start + want)
+    if at < len(clusters) and clusters[at] - start <= most:
+        return min(entries, clusters[at])
+    return min(entries, start + want)
 
 
 def _progress_enabled(progress: bool | None) -> bool:
