@@ -90,8 +90,10 @@ def test_index_errors_are_clear(sk_file: tuple[SkyhookDM, Any]) -> None:
     sk, file = sk_file
     with pytest.raises(QueryTypeError, match=r"MET_pt\[\.\.\.\] picks an element of a list"):
         sk.runQuery(file, "select MET_pt[0] > 1")
-    with pytest.raises(QuerySyntaxError, match="an integer index"):
-        sk.runQuery(file, "select Muon_pt[nMuon] > 1")
+    with pytest.raises(QueryTypeError, match="mask nMuon must give a list of booleans"):
+        sk.runQuery(file, "select Muon_pt[nMuon] > 1")  # not an index: a (wrong) mask
+    with pytest.raises(QuerySyntaxError, match="unexpected character ':'"):
+        sk.runQuery(file, "select Muon_pt[0:2] > 1")
     with pytest.raises(QuerySyntaxError, match="does not fit in 64 bits"):
         sk.runQuery(file, "select Muon_pt[9223372036854775808] > 1")
     with pytest.raises(QueryTypeError, match="list of booleans per event"):

@@ -170,7 +170,7 @@ CODE = [
     "select (lambda: 1)() > 0",
     "select lambda x: x",
     "project x[0]",
-    "select Muon_pt[0] > 1",
+    "select Muon_pt[0:1] > 1",
     "select x > 1; import os",
     "select eval('1') > 0",
     "select exec('import os')",

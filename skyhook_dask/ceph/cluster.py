@@ -145,8 +145,7 @@ class DevCluster:
         return read_pid(self.dir / "run" / f"{daemon}.pid")
 
     def _alive(self, daemon: str) -> bool:
-        program = "ceph-mon" if daemon.startswith("mon.") else "ceph-osd"
-        return process_alive(self._pid(daemon), program, self.conf_path)
+        return process_alive(self._pid(daemon), _program(daemon), self.conf_path)
 
     # --- public operations -------------------------------------------------------------------
 
@@ -349,7 +348,7 @@ class DevCluster:
         pid = self._pid(name)
         if pid is None or not self._alive(name):
             return
-        stop_process(pid, lambda: self._alive(name), timeout)
+        stop_process(pid, lambda: self._alive(name), timeout, _program(name))
         log.info("stopped %s (pid %d)", name, pid)
 
     def _restart_osd(self) -> None:
@@ -427,3 +426,7 @@ class DevCluster:
         os.replace(staging, target)
         log.info("installed %s (built in %s)", target, built.parent)
         return target
+
+
+def _program(daemon: str) -> str:
+    return "ceph-mon" if daemon.startswith("mon.") else "ceph-osd"

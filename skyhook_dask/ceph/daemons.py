@@ -196,15 +196,27 @@ def process_alive(pid: int | None, program: str, conf: Path) -> bool:
     return comm == program[:15] and (not args or str(conf) in args)
 
 
-def stop_process(pid: int, alive: Callable[[], bool], timeout: float) -> None:
-    """SIGTERM, wait up to ``timeout``; then SIGKILL and wait again."""
+def _exiting(pid: int, program: str) -> bool:
+    """``program`` still runs as ``pid`` (not a zombie), whatever its other /proc files say
+    while it tears down."""
+    try:
+        name, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+        state = rest.split()[0]
+    except (OSError, IndexError):
+        return False
+    return name.partition("(")[2] == program[:15] and state not in ("Z", "X")
+
+
+def stop_process(pid: int, alive: Callable[[], bool], timeout: float, program: str) -> None:
+    """SIGTERM, wait up to ``timeout``; then SIGKILL and wait again. Done when the process no
+    longer runs at all: mid-exit, /proc may already stop naming it while its threads finish."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + timeout
-        while alive() and time.monotonic() < deadline:
+        while (alive() or _exiting(pid, program)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not alive():
+        if not alive() and not _exiting(pid, program):
             return
         if sig == signal.SIGTERM:
             log.warning("process %d ignored SIGTERM for %.0f s; killing it", pid, timeout)

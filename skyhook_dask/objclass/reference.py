@@ -34,10 +34,12 @@ def explain_rejection(
 ) -> SkyhookError | None:
     """The reference's error for a request the C++ class refused, or None if it finds none.
 
-    The request runs on a row-less copy of the object (its schema, from the footer: a few
-    KiB read), which finds every reason that lies in the request or the columns' types --
+    The request runs first on a row-less copy of the object (its schema, from the footer: a
+    few KiB read), which finds every reason that lies in the request or the columns' types --
     malformed request, unknown column, mistyped comparison -- the same error every backend
-    raises. Reasons in the values themselves (a corrupt buffer) are not found.
+    raises. A type error that only the values show (a mask from another collection, whose
+    lists differ in length in some event) is then found by running it on the object itself,
+    reading the columns it needs. Reasons in corrupt buffers are not found.
     """
     from ..formats.objects import RangeFile, open_object, write_object
     from .scan import execute
@@ -46,10 +48,11 @@ def explain_rejection(
         empty = write_object(open_object(RangeFile(read_range, size), name).schema.empty_table())
     except Exception:  # an unreadable footer: the OSD's own errno says as much
         return None
-    try:
-        execute(method, empty, payload, name=name)
-    except SkyhookError as reason:
-        return reason
-    except Exception:  # the request broke the reference differently: no reason to give
-        return None
+    for source, rows in ((empty, False), (RangeFile(read_range, size), True)):
+        try:
+            execute(method, source, payload, object_size=size if rows else None, name=name)
+        except SkyhookError as reason:
+            return reason
+        except Exception:  # the request broke the reference differently: no reason to give
+            return None
     return None
