@@ -35,6 +35,7 @@ COMPARISONS = {
     "==": "equal",
     "!=": "not_equal",
 }
+COMPARISON_FUNCTIONS = frozenset(COMPARISONS.values())
 ARITHMETIC = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
 BOOLEAN = {"and": "and_kleene", "or": "or_kleene", "not": "invert"}
 UNARY = {"abs": "abs", "neg": "negate"}

@@ -14,10 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..exceptions import QueryError, QueryTypeError
-from .expr import ARITHMETIC, BOOLEAN, MAX_DEPTH, UNARY, Call, Expr, Literal
+from .expr import ARITHMETIC, BOOLEAN, COMPARISON_FUNCTIONS, MAX_DEPTH, UNARY, Call, Expr, Literal
 from .parser import ColumnRef, literal_type
 from .typecheck import (
-    COMPARISON_FUNCTIONS,
     LITERAL_DTYPES,
     LITERAL_TYPE_NAMES,
     PredicateBinder,

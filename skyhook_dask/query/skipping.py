@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .expr import BOOLEAN, COALESCE, ELEMENT, Call, Column, Expr, Literal
-from .typecheck import COMPARISON_FUNCTIONS, MIRRORED
+from .expr import BOOLEAN, COALESCE, COMPARISON_FUNCTIONS, ELEMENT, Call, Column, Expr, Literal
+from .typecheck import MIRRORED
 
 _EXACT, _F64, _F32 = "exact", "double", "float"
 

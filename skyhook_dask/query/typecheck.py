@@ -16,7 +16,6 @@ false (the scan then selects no row).
 
 from __future__ import annotations
 
-import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +28,9 @@ from .expr import (
     ARITHMETIC,
     BOOLEAN,
     COALESCE,
-    COMPARISONS,
+    COMPARISON_FUNCTIONS,
     ELEMENT,
     FILTER,
-    MATH,
     POWER,
     UNARY,
     Call,
@@ -40,24 +38,12 @@ from .expr import (
     Expr,
     Literal,
 )
-from .parser import ColumnRef, Query, literal_type, render
+from .folding import MATH_FUNCTIONS, fold
+from .parser import ColumnRef, Query, render
 
-COMPARISON_FUNCTIONS = frozenset(COMPARISONS.values())
 # Each comparison as it reads with its operands swapped (a < b is b > a).
 MIRRORED = {"less": "greater", "less_equal": "greater_equal", "equal": "equal"}
 MIRRORED |= {v: k for k, v in MIRRORED.items()} | {"not_equal": "not_equal"}
-_PY_OPS = {
-    "less": operator.lt,
-    "less_equal": operator.le,
-    "greater": operator.gt,
-    "greater_equal": operator.ge,
-    "equal": operator.eq,
-    "not_equal": operator.ne,
-    "add": operator.add,
-    "subtract": operator.sub,
-    "multiply": operator.mul,
-    "divide": operator.truediv,
-}
 # Literal types (Arrow names) as numpy dtypes, and back.
 LITERAL_DTYPES = {name: np.dtype(name) for name in ("bool", "int8", "int16", "int32", "int64")}
 LITERAL_DTYPES |= {f"u{n}": np.dtype(f"u{n}") for n in ("int8", "int16", "int32", "int64")}
@@ -148,7 +134,7 @@ class PredicateBinder:
         self.integer_division = integer_division
 
     def bind(self, expr: Expr) -> Expr | None:
-        node = _fold(expr) if self.weak else expr
+        node = fold(expr) if self.weak else expr
         bound, kind = self.visit(node)
         if isinstance(bound, Literal) and isinstance(bound.value, bool):
             return None if bound.value else Literal(False, "bool")
@@ -193,7 +179,7 @@ class PredicateBinder:
             if not _is_number(kind, arg):
                 raise self.type_error(node, f"{render(node.args[0])} is not a number")
             return Call(node.function, (arg,)), kind
-        if node.function in _MATH_FUNCTIONS:
+        if node.function in MATH_FUNCTIONS:
             return self.math(node, args)
         if node.function == ELEMENT and len(args) == 2:
             return self.element(node, args)
@@ -392,60 +378,3 @@ def _integer_range_comparison(
         always = function in ("greater", "greater_equal", "not_equal")
         bound, op = int(info.min), ("greater_equal" if always else "less")
     return Call(op, (expr, _typed_literal(bound, dtype)))
-
-
-def _fold(expr: Expr) -> Expr:
-    """Compute column-free sub-expressions with Python numbers (what numpy would be handed)."""
-    if not isinstance(expr, Call):
-        return expr
-    args = tuple(_fold(a) for a in expr.args)
-    if not all(isinstance(a, Literal) for a in args) or expr.function not in _FOLDABLE:
-        return Call(expr.function, args)
-    values = [a.value for a in args]  # type: ignore[union-attr]
-    fn = expr.function
-    numbers = all(type(v) is not bool for v in values)
-    booleans = all(type(v) is bool for v in values)
-    if fn in (BOOLEAN["and"], BOOLEAN["or"], BOOLEAN["not"]) and not booleans:
-        raise QueryTypeError(f"in {render(expr)}: {fn} needs booleans")
-    if fn not in COMPARISON_FUNCTIONS and fn not in BOOLEAN.values() and not numbers:
-        raise QueryTypeError(f"in {render(expr)}: arithmetic needs numbers, not booleans")
-    if fn in COMPARISON_FUNCTIONS and not (numbers or booleans):
-        raise QueryTypeError(f"in {render(expr)}: cannot compare a boolean with a number")
-    try:
-        if fn == BOOLEAN["and"]:
-            value = values[0] and values[1]
-        elif fn == BOOLEAN["or"]:
-            value = values[0] or values[1]
-        elif fn == BOOLEAN["not"]:
-            value = not values[0]
-        elif fn == UNARY["neg"]:
-            value = -values[0]
-        elif fn == UNARY["abs"]:
-            value = abs(values[0])
-        elif fn == POWER:
-            value = values[0] ** values[1]
-            if isinstance(value, complex):  # a negative base to a fractional power
-                value = float("nan")
-        elif fn in _NUMPY_MATH:
-            with np.errstate(all="ignore"):
-                value = float(_NUMPY_MATH[fn](*(np.float64(v) for v in values)))
-        else:
-            value = _PY_OPS[fn](*values)
-    except ZeroDivisionError:
-        raise QueryTypeError(f"division by zero in {render(expr)}") from None
-    except OverflowError:
-        raise QueryTypeError(f"the constant {render(expr)} overflows") from None
-    if type(value) is int and not -(2**63) <= value < 2**64:
-        raise QueryTypeError(f"the constant {render(expr)} = {value} does not fit in 64 bits")
-    return Literal(value, literal_type(value))
-
-
-_MATH_FUNCTIONS = frozenset([*MATH.values(), "atan2", POWER])
-# Constant math is folded with numpy's float64 functions: NaN (not an error) out of domain.
-_NUMPY_MATH = {
-    "sqrt": np.sqrt, "exp": np.exp, "ln": np.log, "log10": np.log10, "sin": np.sin,
-    "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
-    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil,
-    "atan2": np.arctan2,
-}  # fmt: skip
-_FOLDABLE = frozenset([*_PY_OPS, *BOOLEAN.values(), *UNARY.values(), *_MATH_FUNCTIONS])
