@@ -252,16 +252,18 @@ class PredicateBinder:
             common = np.dtype("float64")
         return Call(node.function, (ea, eb)), _Kind(common, a[1].jagged or b[1].jagged)
 
+    def need_list(self, node: Call, kind: _Kind, what: str) -> None:
+        if not kind.jagged or kind.dtype is None:
+            text = render(node.args[0])
+            raise self.type_error(
+                node, f"{text}[...] {what} of a list per event, but {text} is one value per event"
+            )
+
     def element(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
         """``x[i]``: one value per event, of the list's element type (missing where the list
         is too short)."""
         (value, kind), (index, _) = args
-        if not kind.jagged or kind.dtype is None:
-            raise self.type_error(
-                node,
-                f"{render(node.args[0])}[...] picks an element of a list per event, but "
-                f"{render(node.args[0])} is one value per event",
-            )
+        self.need_list(node, kind, "picks an element")
         if not (isinstance(index, Literal) and type(index.value) is int):
             raise self.type_error(node, "the index must be an integer")
         return Call(ELEMENT, (value, Literal(index.value, "int64"))), _Kind(kind.dtype)
@@ -269,12 +271,7 @@ class PredicateBinder:
     def filter(self, node: Call, args: list[tuple[Expr, _Kind]]) -> tuple[Expr, _Kind]:
         """``x[mask]``: per event, the elements of x where the mask is true (a list again)."""
         (value, kind), (mask, mask_kind) = args
-        if not kind.jagged or kind.dtype is None:
-            raise self.type_error(
-                node,
-                f"{render(node.args[0])}[...] selects elements of a list per event, but "
-                f"{render(node.args[0])} is one value per event",
-            )
+        self.need_list(node, kind, "selects elements")
         if not (mask_kind.jagged and mask_kind.dtype == LITERAL_DTYPES["bool"]):
             raise self.type_error(
                 node,
