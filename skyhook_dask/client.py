@@ -174,7 +174,7 @@ class SkyhookDM:
         client = self.client if store_url == self.store_url else None
         mapper: Mapper = InProcess() if client is None else OnDask(client)
         dataset = files[0].dataset.name if files and files[0].dataset else "files"
-        results = run_plans(plans, mapper, label=f"query-skyhook-{dataset}")
+        results = run_plans(plans, mapper, label=f"query-skyhook-{dataset}", store_url=store_url)
         self.last_metrics = ScanMetrics()
         for r in results:
             self.last_metrics.add(r.metrics)
