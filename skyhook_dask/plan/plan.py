@@ -133,7 +133,9 @@ class ScanPlan:
             return _choose(self.layout, wanted, combined, self.compression)
         stats = _stats(self.layout)
         objects = tuple(
-            dataclasses.replace(o, unfiltered=must_match(combined, stats[o.name]))
+            dataclasses.replace(
+                o, unfiltered=combined is not None and must_match(combined, stats[o.name])
+            )
             for o in self.objects
         )
         return ScanPlan(self.layout, wanted, combined, objects, self.skipped, self.compression)
