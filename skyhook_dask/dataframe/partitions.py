@@ -21,7 +21,7 @@ from ..formats.objects import EVENT_ID
 from ..plan.plan import ScanPlan
 from ..runtime.calls import call_object
 
-__all__ = ["Part", "PartitionReader", "divisions", "partitions"]
+__all__ = ["Part", "PartitionReader", "divisions", "partitions", "projection"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,16 @@ def partitions(plan: ScanPlan, objects_per_partition: int) -> list[Part]:
                 )
             )
     return parts or [EMPTY]
+
+
+def projection(
+    plan: ScanPlan, columns: Sequence[str] | None, index: str | None
+) -> tuple[list[str] | None, list[str]]:
+    """What partitions read of ``plan`` for ``columns`` (None: every column) and the index --
+    None meaning every column -- and the columns they return besides the index."""
+    if columns is None:
+        return None, [n for n in plan.output_columns if n != index]
+    return [c for c in [index, *columns] if c is not None], list(columns)
 
 
 def divisions(parts: Sequence[Part], index: str | None) -> tuple[int, ...] | None:

@@ -44,7 +44,7 @@ from ..query.binding import bind_predicate
 from ..query.expr import BOOLEAN, COMPARISONS, Call, Expr, Literal, columns_of
 from ..query.filters import arrow_expression_to_expr
 from ..query.parser import ColumnRef, literal_type
-from .partitions import Part, PartitionReader, divisions, partitions
+from .partitions import Part, PartitionReader, divisions, partitions, projection
 
 __all__ = ["REQUIRED_INTERNALS", "ListComparisonError", "ReadSkyhook", "check_internals"]
 
@@ -259,18 +259,16 @@ class ReadSkyhook(dx.PartitionsFiltered, dio.BlockwiseIO):
 
     @property
     def columns(self) -> list[str]:
-        columns = self.operand("columns")
-        if columns is None:
-            index = self.operand("index")
-            return [n for n in self.operand("plan").output_columns if n != index]
-        return list(columns)
+        return self.projection[1]
+
+    @functools.cached_property
+    def projection(self) -> tuple[list[str] | None, list[str]]:
+        return projection(self.operand("plan"), self.operand("columns"), self.operand("index"))
 
     @functools.cached_property
     def scan_plan(self) -> ScanPlan:
         """The plan with what was pushed down: the objects, and what each one is asked."""
-        index, columns = self.operand("index"), self.operand("columns")
-        read = None if columns is None else [c for c in [index, *columns] if c is not None]
-        plan = self.operand("plan").refined(self.operand("predicate"), read)
+        plan = self.operand("plan").refined(self.operand("predicate"), self.projection[0])
         late = self.operand("late_predicate")
         return plan if late is None else plan.refined(late, skip_objects=False)
 

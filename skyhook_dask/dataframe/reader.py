@@ -24,7 +24,7 @@ from ..plan.plan import ColumnConflictWarning, ScanPlan, plan
 from ..query.parser import Query, parse_query
 from ..runtime.calls import process_metrics
 from ..storage import normalize_url
-from .partitions import PartitionReader, divisions, partitions
+from .partitions import PartitionReader, divisions, partitions, projection
 
 __all__ = [
     "ColumnConflictWarning",
@@ -123,9 +123,8 @@ def _from_map(
 ) -> Any:
     import dask.dataframe as dd
 
-    wanted = [c for c in scan.output_columns if c != index] if columns is None else columns
-    read = None if columns is None else [c for c in [index, *columns] if c is not None]
-    scan = scan.refined(columns=read) if read is not None else scan
+    read, wanted = projection(scan, columns, index)
+    scan = scan.refined(columns=read)
     parts = partitions(scan, objects_per_partition)
     reader = PartitionReader(scan, wanted, index, dtype_backend, strict)
     return dd.from_map(

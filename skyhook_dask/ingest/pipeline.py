@@ -11,8 +11,9 @@ replaced ingests). Until ``publish``, nothing of a new ingest is visible.
 
 Objects are sized from ``object_size`` (uncompressed Arrow bytes): the bytes per event of the
 first 1 000 entries give the number of objects, and the tree is cut into that many equal entry
-ranges. Entries are read one object's range at a time (or ``step_size`` entries at a time), so
-memory stays bounded by about one object whatever the file size. An empty tree gets no objects,
+ranges. Entries are read in cluster-aligned steps of at least one object (see READ_BYTES), or
+``step_size`` entries at a time, so memory stays bounded whatever the file size and no basket
+is decompressed twice however small the objects are. An empty tree gets no objects,
 but its schema is recorded. Dataset schemas and ``writeArrowTable`` live in
 :mod:`skyhook_dask.ingest.tables` and are re-exported here.
 """
@@ -79,7 +80,7 @@ class IngestOptions:
     object_size: int = 64 * 1024 * 1024
     compression: str | None = "lz4"
     trees: tuple[str, ...] | None = None  # names, paths or keys; None: every tree
-    step_size: int | None = None  # entries per read; None: about one object's worth
+    step_size: int | None = None  # entries per read; None: cluster-aligned steps (READ_BYTES)
     progress: bool | None = False  # None: a progress bar when stderr is a terminal
 
     def __post_init__(self) -> None:
@@ -292,7 +293,7 @@ def check_new_dataset(
     progress: bool,
 ) -> IngestOptions:
     """Refuse a write that cannot succeed before any object is written, and return the options
-    every file of it is ingested with (shared by the in-process and the Dask ingest)."""
+    every file of it is ingested with, wherever the mapper runs it."""
     mf.validate_dataset_name(name)
     if not sources:
         raise IngestError(f"no files given for dataset {name!r}")

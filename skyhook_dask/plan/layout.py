@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 import pyarrow as pa
 
@@ -72,6 +73,11 @@ class TreeLayout:
         """Per file, the columns of :attr:`schema` it lacks (usually none)."""
         names = frozenset(self.schema.names)
         return [names - present for present in self.file_columns]
+
+    @cached_property
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Each object's per-column statistics, by object name."""
+        return {o.name: o.stats for t in self.trees for o in t.objects}
 
     @cached_property
     def columns_everywhere(self) -> list[str]:

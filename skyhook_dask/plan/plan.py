@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,11 +87,11 @@ class ScanPlan:
         """What a plan without objects returns: no rows, the output columns."""
         return self.schema.empty_table().select(self.output_columns)
 
-    def request(self, obj: PlannedObject, columns: Sequence[str] | None = None) -> ScanRequest:
-        """What ``obj`` is asked: the columns its file has of ``columns`` (default: the plan's;
-        none left: ``event_id``, the cheapest; None: every column) and the predicate, unless
-        the object is read unfiltered."""
-        wanted = self.columns if columns is None else tuple(columns)
+    def request(self, obj: PlannedObject) -> ScanRequest:
+        """What ``obj`` is asked: the plan's columns that its file has (none left: ``event_id``,
+        the cheapest; None: every column) and the predicate, unless the object is read
+        unfiltered."""
+        wanted = self.columns
         missing = self.layout.missing[obj.file]
         if wanted is None and missing:
             wanted = tuple(self.schema.names)
@@ -131,11 +131,9 @@ class ScanPlan:
         wanted = self.columns if columns is None else tuple(columns)
         if skip_objects:
             return _choose(self.layout, wanted, combined, self.compression)
-        stats = _stats(self.layout)
+        stats = self.layout.stats
         objects = tuple(
-            dataclasses.replace(
-                o, unfiltered=combined is not None and must_match(combined, stats[o.name])
-            )
+            dataclasses.replace(o, unfiltered=_unfiltered(combined, stats[o.name]))
             for o in self.objects
         )
         return ScanPlan(self.layout, wanted, combined, objects, self.skipped, self.compression)
@@ -237,8 +235,9 @@ def _check_wire(columns: tuple[str, ...] | None, predicate: Expr | None) -> None
         raise QueryError(f"the query cannot be sent to storage: {exc}") from exc
 
 
-def _stats(layout: TreeLayout) -> dict[str, Any]:
-    return {o.name: o.stats for t in layout.trees for o in t.objects}
+def _unfiltered(predicate: Expr | None, stats: Mapping[str, Any]) -> bool:
+    """Statistics prove that every row satisfies ``predicate`` (none: nothing to prove)."""
+    return predicate is not None and must_match(predicate, stats)
 
 
 def _choose(
@@ -255,7 +254,7 @@ def _choose(
             if not may_match(predicate, o.stats):
                 skipped.append(o.name)
                 continue
-            unfiltered = predicate is not None and must_match(predicate, o.stats)
+            unfiltered = _unfiltered(predicate, o.stats)
             objects.append(
                 PlannedObject(o.name, n, o.first_event, o.stop_event, o.rows, o.bytes, unfiltered)
             )
