@@ -108,3 +108,15 @@ def store(store_url: str) -> Iterator[object]:
 def prefix() -> str:
     """A unique name prefix, so tests sharing one Ceph pool never see each other's objects."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def dimuon_file(store_url: str, prefix: str) -> tuple[object, object]:
+    """The bundled nano_dimuon.root ingested into a fresh dataset of ``store_url`` (several
+    objects), and an in-process SkyhookDM on that store: (client, File)."""
+    from skyhook_dask import SkyhookDM
+
+    sk = SkyhookDM().connect(store=store_url, dask=False)
+    options = {"trees": ["Events"], "object_size": 60_000}
+    dataset = sk.writeDataset([str(DATA / "nano_dimuon.root")], f"{prefix}-dimuon", **options)
+    return sk, dataset.files[0]

@@ -65,19 +65,10 @@ def events() -> ak.Array:
     return uproot.open(SAMPLE)["Events"].arrays(BRANCHES)
 
 
-@pytest.fixture
-def sk_file(store_url: str, prefix: str) -> tuple[SkyhookDM, Any]:
-    sk = SkyhookDM().connect(store=store_url, dask=False)
-    dataset = sk.writeDataset(
-        [str(SAMPLE)], f"{prefix}-index", trees=["Events"], object_size=60_000
-    )
-    return sk, dataset.files[0]
-
-
 def test_indexed_values_select_what_awkward_selects(
-    sk_file: tuple[SkyhookDM, Any], events: ak.Array
+    dimuon_file: tuple[SkyhookDM, Any], events: ak.Array
 ) -> None:
-    sk, file = sk_file
+    sk, file = dimuon_file
     for query, rule in CASES:
         expected = ak.to_list(events.event[ak.fill_none(rule(events), False)])
         with dask.config.set({"skyhook.strict": True}):  # Ceph: the C++ class, never a fallback
@@ -86,8 +77,8 @@ def test_indexed_values_select_what_awkward_selects(
         assert 0 < len(expected) < len(events) or query.startswith("Jet_pt[100]"), query
 
 
-def test_index_errors_are_clear(sk_file: tuple[SkyhookDM, Any]) -> None:
-    sk, file = sk_file
+def test_index_errors_are_clear(dimuon_file: tuple[SkyhookDM, Any]) -> None:
+    sk, file = dimuon_file
     with pytest.raises(QueryTypeError, match=r"MET_pt\[\.\.\.\] picks an element of a list"):
         sk.runQuery(file, "select MET_pt[0] > 1")
     with pytest.raises(QueryTypeError, match="mask nMuon must give a list of booleans"):

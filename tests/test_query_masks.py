@@ -51,17 +51,10 @@ def events() -> ak.Array:
     return uproot.open(SAMPLE)["Events"].arrays(BRANCHES)
 
 
-@pytest.fixture
-def sk_file(store_url: str, prefix: str) -> tuple[SkyhookDM, Any]:
-    sk = SkyhookDM().connect(store=store_url, dask=False)
-    options = {"trees": ["Events"], "object_size": 60_000}
-    return sk, sk.writeDataset([str(SAMPLE)], f"{prefix}-masks", **options).files[0]
-
-
 def test_masked_lists_select_what_awkward_selects(
-    sk_file: tuple[SkyhookDM, Any], events: ak.Array
+    dimuon_file: tuple[SkyhookDM, Any], events: ak.Array
 ) -> None:
-    sk, file = sk_file
+    sk, file = dimuon_file
     for query, rule in CASES:
         expected = ak.to_list(events.event[rule(events)])
         with dask.config.set({"skyhook.strict": True}):  # Ceph: the C++ class, never a fallback
@@ -70,8 +63,8 @@ def test_masked_lists_select_what_awkward_selects(
         assert 0 < len(expected) < len(events), query
 
 
-def test_a_mask_from_another_collection_names_both(sk_file: tuple[SkyhookDM, Any]) -> None:
-    sk, file = sk_file
+def test_a_mask_from_another_collection_names_both(dimuon_file: tuple[SkyhookDM, Any]) -> None:
+    sk, file = dimuon_file
     strict = dask.config.set({"skyhook.strict": True})
     with strict, pytest.raises(QueryTypeError, match=r"Muon_pt, 5.*Jet_pt|Jet_pt.*Muon_pt, 5"):
         sk.runQuery(file, "select any(Jet_pt[Muon_pt > 5] > 30)")

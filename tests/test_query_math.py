@@ -58,31 +58,24 @@ def events() -> ak.Array:
     return uproot.open(SAMPLE)["Events"].arrays(BRANCHES)
 
 
-@pytest.fixture
-def file(store_url: str, prefix: str) -> object:
-    sk = SkyhookDM().connect(store=store_url, dask=False)
-    dataset = sk.writeDataset([str(SAMPLE)], f"{prefix}-math", trees=["Events"], object_size=60_000)
-    return dataset.files[0]
-
-
-def _selected(store_url: str, file: object, predicate: str) -> list[int]:
-    sk = SkyhookDM().connect(store=store_url, dask=False)
+def _selected(dimuon_file: tuple[SkyhookDM, object], predicate: str) -> list[int]:
+    sk, file = dimuon_file
     with dask.config.set({"skyhook.strict": True}):  # Ceph: the C++ class, never a fallback
         table = sk.runQuery(file, f"select {predicate}, project event")
     return table.column("event").to_pylist()
 
 
 def test_exact_math_selects_what_awkward_selects(
-    store_url: str, file: object, events: ak.Array
+    dimuon_file: tuple[SkyhookDM, object], events: ak.Array
 ) -> None:
     for query, rule in EXACT:
         with np.errstate(all="ignore"):
             expected = ak.to_list(events.event[rule(events)])
-        assert _selected(store_url, file, query) == expected, query
+        assert _selected(dimuon_file, query) == expected, query
 
 
 def test_other_math_agrees_with_awkward_away_from_the_cut(
-    store_url: str, file: object, events: ak.Array
+    dimuon_file: tuple[SkyhookDM, object], events: ak.Array
 ) -> None:
     for query, value_of, cut in APPROXIMATE:
         with np.errstate(all="ignore"):
@@ -90,14 +83,14 @@ def test_other_math_agrees_with_awkward_away_from_the_cut(
         above = ">" in query
         clear = ~np.isclose(values, cut, rtol=1e-6, atol=0)
         expected = set(ak.to_list(events.event[(values > cut if above else values < cut) & clear]))
-        got = set(_selected(store_url, file, query))
+        got = set(_selected(dimuon_file, query))
         undecided = set(ak.to_list(events.event[~clear]))
         assert got - undecided == expected, query
         assert 0 < len(expected) < len(events), query  # the cut selects something, not all
 
 
-def test_math_errors_name_the_expression(store_url: str, file: object) -> None:
-    sk = SkyhookDM().connect(store=store_url, dask=False)
+def test_math_errors_name_the_expression(dimuon_file: tuple[SkyhookDM, object]) -> None:
+    sk, file = dimuon_file
     with pytest.raises(QueryTypeError, match="negative integer powers"):
         sk.runQuery(file, "select PV_npvs ** -1 > 0")
     with pytest.raises(QueryTypeError, match="not a number"):
