@@ -424,4 +424,27 @@ std::shared_ptr<arrow::Array> Evaluator::FlatValues(const Node& expr) {
   return ToArray(value.flat, rows_);
 }
 
+std::shared_ptr<arrow::Array> Evaluator::Values(const Node& expr) {
+  const auto value = Evaluate(expr);
+  if (!value.jagged) return ToArray(value.flat, rows_);
+  const auto& jagged = *value.jagged;
+  auto* pool = ctx_->memory_pool();
+  arrow::Int64Builder offsets(pool);
+  Check(offsets.AppendValues(jagged.offsets), ENOMEM, "offsets of " + ExprText(expr));
+  const auto offset_array = Unwrap(offsets.Finish(), ENOMEM, "offsets of " + ExprText(expr));
+  std::shared_ptr<arrow::Buffer> validity;
+  int64_t nulls = 0;
+  if (!jagged.valid.empty()) {
+    arrow::TypedBufferBuilder<bool> bits(pool);
+    for (const bool valid : jagged.valid) {
+      Check(bits.Append(valid), ENOMEM, "validity of " + ExprText(expr));
+      nulls += valid ? 0 : 1;
+    }
+    validity = Unwrap(bits.Finish(), ENOMEM, "validity of " + ExprText(expr));
+  }
+  return std::make_shared<arrow::LargeListArray>(
+      arrow::large_list(jagged.values->type()), jagged.length(), offset_array->data()->buffers[1],
+      jagged.values, nulls > 0 ? validity : nullptr, nulls);
+}
+
 }  // namespace skyhook

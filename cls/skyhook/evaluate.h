@@ -42,6 +42,10 @@ class Evaluator {
   // The values `expr` gives on these rows, lists flattened (null lists skipped): aggregates.
   std::shared_ptr<arrow::Array> FlatValues(const Node& expr);
 
+  // One value per row: an array, or a large_list array when `expr` gives lists (a derived
+  // column, typed as the Python reference types it).
+  std::shared_ptr<arrow::Array> Values(const Node& expr);
+
  private:
   Value Column(const std::string& name);
   std::shared_ptr<arrow::Array> Element(const Jagged& jagged, int64_t index);

@@ -163,10 +163,24 @@ Output Scan(const Request& req, const LoadedColumns& in, const std::shared_ptr<a
   Output out;
   std::vector<std::string> names = req.columns;
   if (names.empty()) names = in.schema->field_names();
+  // The selected rows of the columns the output needs (stored or read by a derived one).
+  std::vector<std::string> used;
+  for (const auto& name : names) {
+    if (FindDerived(req, name) == nullptr) used.push_back(name);
+  }
+  for (const auto& derived : req.derived) CollectColumns(derived.expr, used);
+  ColumnMap columns;
+  for (const auto& name : used) columns.emplace(name, Filtered(in.columns.at(name), mask, ctx));
+  Evaluator evaluator(columns, selected, ctx);
   arrow::FieldVector fields;
   for (const auto& name : names) {
+    if (const auto* derived = FindDerived(req, name)) {
+      out.arrays.push_back(evaluator.Values(derived->expr));
+      fields.push_back(arrow::field(name, out.arrays.back()->type()));
+      continue;
+    }
     fields.push_back(in.schema->GetFieldByName(name));
-    out.arrays.push_back(Filtered(in.columns.at(name), mask, ctx));
+    out.arrays.push_back(columns.at(name));
   }
   out.rows = selected;
   out.schema = arrow::schema(fields, in.schema->metadata());
@@ -306,8 +320,12 @@ std::shared_ptr<arrow::Buffer> Execute(cls_method_context_t hctx, const Request&
   bool all = method == Method::kStat || (method == Method::kScan && req.columns.empty());
   if (method == Method::kScan) {
     for (const auto& name : req.columns) {
-      if (std::find(needed.begin(), needed.end(), name) == needed.end()) needed.push_back(name);
+      if (FindDerived(req, name) == nullptr &&
+          std::find(needed.begin(), needed.end(), name) == needed.end()) {
+        needed.push_back(name);
+      }
     }
+    for (const auto& derived : req.derived) CollectColumns(derived.expr, needed);
   }
   if (method != Method::kStat && req.predicate) CollectColumns(*req.predicate, needed);
   if (method == Method::kAggregate) {

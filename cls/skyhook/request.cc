@@ -190,6 +190,13 @@ void CollectColumns(const Node& node, std::vector<std::string>& out) {
   }
 }
 
+const DerivedColumn* FindDerived(const Request& req, const std::string& name) {
+  for (const auto& column : req.derived) {
+    if (column.name == name) return &column;
+  }
+  return nullptr;
+}
+
 Request DecodeRequest(const uint8_t* data, size_t size) {
   Reader r(data, size);
   if (size < 4 || std::memcmp(r.Take(4), "SKYQ", 4) != 0) {
@@ -198,9 +205,9 @@ Request DecodeRequest(const uint8_t* data, size_t size) {
   const auto version = r.Unpack<uint8_t>();
   const auto compress = r.Unpack<uint8_t>();
   const auto flags = r.Unpack<uint16_t>();
-  if (version != 1) {
+  if (version != 1 && version != 2) {
     Fail(EINVAL, "request version " + std::to_string(version) +
-                     " is not supported (this side: 1)");
+                     " is not supported (this side: 1 to 2)");
   }
   if (compress > 2 || flags != 0) {
     Fail(EINVAL, "bad compression code " + std::to_string(compress) + " or flags " +
@@ -228,6 +235,23 @@ Request DecodeRequest(const uint8_t* data, size_t size) {
       Fail(EINVAL, "aggregate op " + std::to_string(op) + " needs a column or expression");
     }
     req.aggregates.push_back(std::move(agg));
+  }
+  if (version == 2) {
+    const auto nderived = r.Unpack<uint32_t>();
+    if (nderived == 0) Fail(EINVAL, "a version 2 request derives at least one column");
+    for (uint32_t i = 0; i < nderived; ++i) {
+      r.CheckCount();
+      DerivedColumn column;
+      column.name = r.String();
+      column.expr = r.ReadNode(0);
+      if (FindDerived(req, column.name) != nullptr) {
+        Fail(EINVAL, "derived column '" + column.name + "' is defined twice");
+      }
+      if (std::count(req.columns.begin(), req.columns.end(), column.name) != 1) {
+        Fail(EINVAL, "derived column '" + column.name + "' must be projected exactly once");
+      }
+      req.derived.push_back(std::move(column));
+    }
   }
   if (r.remaining() != 0) {
     Fail(EINVAL, std::to_string(r.remaining()) + " trailing bytes after the request");

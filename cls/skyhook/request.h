@@ -40,12 +40,22 @@ struct AggregateSpec {
   std::optional<Node> expr;  // absent only for count (rows selected)
 };
 
+// `expr as name` in a projection (request version 2): a column the scan computes.
+struct DerivedColumn {
+  std::string name;
+  Node expr;
+};
+
 struct Request {
   Compression compression = Compression::kNone;
   std::vector<std::string> columns;  // empty: every column
   std::optional<Node> predicate;
   std::vector<AggregateSpec> aggregates;
+  std::vector<DerivedColumn> derived;  // each named exactly once in `columns`
 };
+
+// The derived column called `name`, or nullptr when `name` is read from the object.
+const DerivedColumn* FindDerived(const Request& req, const std::string& name);
 
 // Decodes a request; throws ClsError(EINVAL) naming the byte at fault.
 Request DecodeRequest(const uint8_t* data, size_t size);

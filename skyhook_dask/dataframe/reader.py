@@ -18,7 +18,7 @@ from dataclasses import fields
 from typing import Any
 
 from .. import config
-from ..catalog.model import Dataset, load_dataset
+from ..catalog.model import Dataset, File, load_dataset
 from ..formats.protocol import ScanMetrics
 from ..plan.plan import ColumnConflictWarning, ScanPlan, plan
 from ..query.parser import Query, parse_query
@@ -43,7 +43,7 @@ class PushdownUnavailableWarning(UserWarning):
 
 
 def _plan_read(
-    dataset: str | Dataset,
+    dataset: str | Dataset | File,
     columns: Sequence[str] | str | None,
     filters: Any,
     store: str | os.PathLike[str] | None,
@@ -52,14 +52,15 @@ def _plan_read(
 ) -> ScanPlan:
     if isinstance(dataset, str):
         dataset = load_dataset(normalize_url(store), dataset)
-    elif not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a name or a Dataset, not {type(dataset).__name__}")
+    elif not isinstance(dataset, Dataset | File):
+        kind = type(dataset).__name__
+        raise TypeError(f"dataset must be a name, a Dataset or a File, not {kind}")
     parsed = parse_query(query) if isinstance(query, str) else query
     return plan(dataset, parsed, columns=columns, filters=filters, tree=tree)
 
 
 def read_skyhook(
-    dataset: str | Dataset,
+    dataset: str | Dataset | File,
     columns: Sequence[str] | str | None = None,
     filters: Any = None,
     *,
@@ -71,8 +72,9 @@ def read_skyhook(
     query: str | Query | None = None,
     strict: bool | None = None,
 ) -> Any:
-    """A Skyhook dataset (a name in ``store``, or a :class:`~skyhook_dask.catalog.Dataset`)
-    as a Dask DataFrame of one tree, one partition per object (or ``objects_per_partition``).
+    """A Skyhook dataset (a name in ``store``, a :class:`~skyhook_dask.catalog.Dataset`, or
+    one of its :class:`~skyhook_dask.catalog.File` s) as a Dask DataFrame of one tree, one
+    partition per object (or ``objects_per_partition``).
 
     ``filters`` are DNF tuples as for ``read_parquet`` or a ``pyarrow.compute.Expression``;
     ``query`` a ``"select ..., project ..."`` string. Both run in the storage. ``index``
@@ -138,7 +140,7 @@ def _from_map(
 
 
 def read_awkward(
-    dataset: str | Dataset,
+    dataset: str | Dataset | File,
     columns: Sequence[str] | str | None = None,
     filters: Any = None,
     *,

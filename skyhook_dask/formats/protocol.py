@@ -3,12 +3,17 @@
 Request (method ``scan`` or ``aggregate``; ``stat`` takes an empty input), little-endian::
 
     magic    4 bytes  b"SKYQ"
-    version  u8       1
+    version  u8       1, or 2 when the request derives columns (version 1 has no derived part)
     compress u8       result body compression: 0 none, 1 lz4_frame, 2 zstd
     flags    u16      0 (reserved)
     columns  u32 n, then n x str          projection; n == 0 means every column
     predicate u8 present, then node       rows where it is true are kept (null counts as false)
     aggregates u32 n, then n x (u8 op, u8 present, node)   op: 1 count 2 sum 3 min 4 max 5 mean
+    derived  u32 n, then n x (str name, node)   version 2 only: columns computed by the scan
+
+    A derived name is one of the projected ``columns`` (each exactly once; the projection is
+    not empty); the scan computes it from the selected rows instead of reading it, so it
+    shadows a stored column of that name. Names are unique.
 
     str      u16 length, then UTF-8 bytes (length <= 4096)
     node     u8 tag:
@@ -22,7 +27,8 @@ Result: one Arrow IPC *stream*. Its schema metadata carries the scan's instrumen
 ``skyhook.rows_in``, ``skyhook.rows_out``, ``skyhook.bytes_read`` (object bytes the scan read),
 ``skyhook.object_size`` and ``skyhook.elapsed_ns``.
 
-* ``scan``: the projected columns of the selected rows, in request order (all when none given).
+* ``scan``: the projected columns of the selected rows, in request order (all when none given);
+  a derived column is the value of its expression (a list value: ``large_list``), nullable.
 * ``aggregate``: one row; for aggregate ``i`` a column ``"i"`` (count: int64 rows selected,
   sum/mean: Arrow ``sum`` of the values, min/max: Arrow ``min``/``max``; list columns are
   flattened first) and a column ``"i.n"``: how many non-null values went in (int64). The client
@@ -52,7 +58,7 @@ from ..query.expr import (
 )
 
 MAGIC = b"SKYQ"
-VERSION = 1
+VERSION = 2  # the newest; requests without derived columns are still written as version 1
 CLASS_NAME = "skyhook"
 COMPRESSION_CODES = {None: 0, "lz4": 1, "zstd": 2}
 COMPRESSION_NAMES = {v: k for k, v in COMPRESSION_CODES.items()}
@@ -88,6 +94,7 @@ class ScanRequest:
     predicate: Expr | None = None
     aggregates: tuple[Aggregate, ...] = ()
     compression: str | None = None
+    derived: tuple[tuple[str, Expr], ...] = ()  # (name, expression): columns the scan computes
 
     def encode(self) -> bytes:
         return encode_request(self)
@@ -171,9 +178,12 @@ def encode_request(req: ScanRequest) -> bytes:
         raise ProtocolError(f"unknown result compression {req.compression!r}")
     # The decoders (here and in the C++ class) refuse more nodes than this: refuse them first.
     nodes = _count_nodes(req.predicate) + sum(_count_nodes(a.expr) for a in req.aggregates)
+    nodes += sum(_count_nodes(expr) for _, expr in req.derived)
     if nodes > MAX_NODES:
         raise ProtocolError(f"expression has more than {MAX_NODES} nodes ({nodes})")
-    out = [MAGIC, struct.pack("<BBH", VERSION, COMPRESSION_CODES[req.compression], 0)]
+    _check_derived(req.columns, [name for name, _ in req.derived])
+    version = 2 if req.derived else 1
+    out = [MAGIC, struct.pack("<BBH", version, COMPRESSION_CODES[req.compression], 0)]
     out.append(struct.pack("<I", len(req.columns)))
     out.extend(_str(c) for c in req.columns)
     out.append(b"\x01" + _node(req.predicate) if req.predicate is not None else b"\x00")
@@ -181,7 +191,19 @@ def encode_request(req: ScanRequest) -> bytes:
     for agg in req.aggregates:
         out.append(struct.pack("<B", AGGREGATE_OPS[agg.op]))
         out.append(b"\x01" + _node(agg.expr) if agg.expr is not None else b"\x00")
+    if req.derived:
+        out.append(struct.pack("<I", len(req.derived)))
+        out.extend(_str(name) + _node(expr) for name, expr in req.derived)
     return b"".join(out)
+
+
+def _check_derived(columns: tuple[str, ...], names: list[str]) -> None:
+    """Each derived name unique and projected exactly once (the C++ decoder checks the same)."""
+    for name in names:
+        if names.count(name) > 1:
+            raise ProtocolError(f"derived column {name!r} is defined twice")
+        if columns.count(name) != 1:
+            raise ProtocolError(f"derived column {name!r} must be projected exactly once")
 
 
 # --- decoding (the Python reference class uses this; the C++ class mirrors it) ----------------
@@ -256,8 +278,9 @@ def decode_request(data: bytes) -> ScanRequest:
     if bytes(r.take(4)) != MAGIC:
         raise ProtocolError("not a skyhook request (bad magic)")
     version, compress, flags = struct.unpack("<BBH", r.take(4))
-    if version != VERSION:
-        raise ProtocolError(f"request version {version} is not supported (this side: {VERSION})")
+    if version not in (1, VERSION):
+        supported = f"this side: 1 to {VERSION}"
+        raise ProtocolError(f"request version {version} is not supported ({supported})")
     if compress not in COMPRESSION_NAMES or flags != 0:
         raise ProtocolError(f"bad compression code {compress} or flags {flags}")
     columns = tuple(r.string() for _ in range(r.count(min_item_bytes=2)))
@@ -272,9 +295,17 @@ def decode_request(data: bytes) -> ScanRequest:
             aggregates.append(Aggregate(op, expr))
         except ValueError as exc:
             raise ProtocolError(str(exc)) from exc
+    derived = []
+    if version == 2:
+        for _ in range(r.count(min_item_bytes=3)):
+            derived.append((r.string(), r.node()))
+        if not derived:
+            raise ProtocolError("a version 2 request derives at least one column")
+        _check_derived(columns, [name for name, _ in derived])
     if r.pos != len(r.data):
         raise ProtocolError(f"{len(r.data) - r.pos} trailing bytes after the request")
-    return ScanRequest(columns, predicate, tuple(aggregates), COMPRESSION_NAMES[compress])
+    compression = COMPRESSION_NAMES[compress]
+    return ScanRequest(columns, predicate, tuple(aggregates), compression, tuple(derived))
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -61,13 +61,26 @@ def _select_rows(table: pa.Table, predicate: Expr | None) -> pa.Table:
 
 
 def scan_table(table: pa.Table, request: ScanRequest) -> pa.Table:
-    """Rows where the predicate is true, projected to the request's columns (all when none)."""
+    """Rows where the predicate is true, projected to the request's columns (all when none);
+    derived columns are computed on those rows."""
     selected = _select_rows(table, request.predicate)
     columns = list(request.columns) or selected.column_names
+    derived = dict(request.derived)
     for name in columns:
-        if name not in selected.column_names:
+        if name not in derived and name not in selected.column_names:
             raise UnknownColumnError(name, selected.column_names)
-    return selected.select(columns)
+    if not derived:
+        return selected.select(columns)
+    fields, arrays = [], []
+    for name in columns:
+        if name in derived:
+            values = evaluate(derived[name], selected)
+            fields.append(pa.field(name, values.type))
+        else:
+            values = selected.column(name)
+            fields.append(selected.schema.field(name))
+        arrays.append(values)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, selected.schema.metadata))
 
 
 def aggregate_table(table: pa.Table, request: ScanRequest) -> pa.Table:
@@ -209,9 +222,14 @@ def _read_object(
 
 
 def _referenced_columns(method: str, request: ScanRequest) -> list[str]:
-    """Columns a request names: projection (scan), predicate, aggregate expressions."""
-    found = dict.fromkeys(request.columns if method == "scan" else ())
+    """Columns a request reads: projection (scan; derived ones: what their expressions read),
+    predicate, aggregate expressions."""
+    derived = dict(request.derived)
+    projected = [c for c in request.columns if c not in derived] if method == "scan" else []
+    found = dict.fromkeys(projected)
     exprs = [request.predicate]
+    if method == "scan":
+        exprs += list(derived.values())
     if method == "aggregate":
         exprs += [aggregate.expr for aggregate in request.aggregates]
     for expr in exprs:

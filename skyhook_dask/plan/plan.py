@@ -16,6 +16,7 @@ import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -26,8 +27,9 @@ from ..catalog.model import Dataset, File
 from ..exceptions import ProtocolError, QueryError, UnknownColumnError
 from ..formats.objects import EVENT_ID
 from ..formats.protocol import ScanRequest
+from ..objclass.evaluate import evaluate
 from ..query.binding import DEFAULT_TREE, bind, resolve_tree, split_key
-from ..query.expr import BOOLEAN, Call, Expr, conjunction
+from ..query.expr import BOOLEAN, Call, Expr, columns_of, conjunction
 from ..query.filters import arrow_expression_to_expr, filters_to_expr
 from ..query.parser import Query
 from ..query.skipping import may_match, must_match
@@ -60,7 +62,9 @@ class PlannedObject:
 @dataclass(frozen=True, eq=False)
 class ScanPlan:
     """A bound query over one tree: the columns returned, the predicate, the objects to scan
-    (in file and event order) and those their statistics excluded."""
+    (in file and event order) and those their statistics excluded. ``derived`` are the
+    projection's expressions by name: columns the scan computes (``columns`` names those
+    returned)."""
 
     layout: TreeLayout
     columns: tuple[str, ...] | None  # None: every column of the tree
@@ -68,20 +72,27 @@ class ScanPlan:
     objects: tuple[PlannedObject, ...]
     skipped: tuple[str, ...]
     compression: str | None
+    derived: tuple[tuple[str, Expr], ...] = ()
     _payloads: dict[tuple[Any, ...], bytes] = field(default_factory=dict, repr=False)
 
     @property
     def store_url(self) -> str:
         return self.layout.store_url
 
-    @property
+    @cached_property
     def schema(self) -> pa.Schema:
-        """The tree's schema (unified over the files)."""
-        return self.layout.schema
+        """The columns a plan can return: the tree's (unified over the files), then the derived
+        ones, typed by evaluating their expressions on no rows -- as the scan types them."""
+        tree = self.layout.schema
+        fields = list(tree)
+        for name, expr in self.derived:
+            empty = tree.empty_table().select(columns_of(expr))
+            fields.append(pa.field(name, evaluate(expr, empty).type))
+        return pa.schema(fields, tree.metadata)
 
     @property
     def output_columns(self) -> list[str]:
-        return list(self.schema.names) if self.columns is None else list(self.columns)
+        return list(self.layout.schema.names) if self.columns is None else list(self.columns)
 
     def empty_table(self) -> pa.Table:
         """What a plan without objects returns: no rows, the output columns."""
@@ -94,11 +105,12 @@ class ScanPlan:
         wanted = self.columns
         missing = self.layout.missing[obj.file]
         if wanted is None and missing:
-            wanted = tuple(self.schema.names)
+            wanted = tuple(self.layout.schema.names)
         if wanted is not None:
             wanted = tuple(c for c in wanted if c not in missing) or (EVENT_ID,)
         predicate = None if obj.unfiltered else self.predicate
-        return ScanRequest(wanted or (), predicate, (), self.compression)
+        derived = tuple((n, e) for n, e in self.derived if wanted is not None and n in wanted)
+        return ScanRequest(wanted or (), predicate, (), self.compression, derived)
 
     def payload(self, obj: PlannedObject) -> bytes:
         """:meth:`request` encoded for the wire (each distinct request encoded once)."""
@@ -130,18 +142,21 @@ class ScanPlan:
             )
         wanted = self.columns if columns is None else tuple(columns)
         if skip_objects:
-            return _choose(self.layout, wanted, combined, self.compression)
+            return _choose(self.layout, wanted, combined, self.compression, self.derived)
         stats = self.layout.stats
         objects = tuple(
             dataclasses.replace(o, unfiltered=_unfiltered(combined, stats[o.name]))
             for o in self.objects
         )
-        return ScanPlan(self.layout, wanted, combined, objects, self.skipped, self.compression)
+        return ScanPlan(
+            self.layout, wanted, combined, objects, self.skipped, self.compression, self.derived
+        )
 
     def token(self) -> str:
         """A short name of what the plan reads and asks."""
         parts = [repr(self.layout.__dask_tokenize__()), repr(self.columns)]
         parts += [repr(self.compression), ScanRequest(predicate=self.predicate).encode().hex()]
+        parts += [f"{n}={e}" for n, e in self.derived]
         parts += [f"{o.name}:{o.unfiltered}" for o in self.objects]
         return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
@@ -175,7 +190,7 @@ def plan(
             trees = {key: t.schema for f in files for key, t in f.trees.items()}
             tree_spec = resolve_tree(query, trees, default=split_key(tree)[0])
         layout = TreeLayout(source, tree_spec)
-        wanted, predicate = _columns_and_predicate(layout, columns, filters, query, tree)
+        wanted, predicate, derived = _columns_and_predicate(layout, columns, filters, query, tree)
     except QueryError as exc:
         if where:
             exc.add_note(where)
@@ -187,7 +202,7 @@ def plan(
             ColumnConflictWarning,
             stacklevel=3,
         )
-    return _choose(layout, wanted, predicate, compression)
+    return _choose(layout, wanted, predicate, compression, derived)
 
 
 def _columns_and_predicate(
@@ -196,9 +211,10 @@ def _columns_and_predicate(
     filters: Any,
     query: Query | None,
     tree: str,
-) -> tuple[tuple[str, ...] | None, Expr | None]:
+) -> tuple[tuple[str, ...] | None, Expr | None, tuple[tuple[str, Expr], ...]]:
     wanted = (columns,) if isinstance(columns, str) else None if columns is None else tuple(columns)
     predicates = []
+    derived: tuple[tuple[str, Expr], ...] = ()
     if query is not None:
         trees = {k: t.schema for f in layout.files for k, t in f.trees.items()}
         trees[layout.tree_spec] = layout.schema
@@ -216,21 +232,28 @@ def _columns_and_predicate(
                 )
             wanted = bound.columns
         predicates.append(bound.predicate)
+        derived = bound.derived
     if isinstance(filters, pc.Expression):
         predicates.append(arrow_expression_to_expr(filters, layout.schema))
     elif filters is not None:
         predicates.append(filters_to_expr(filters, layout.schema))
     predicate = conjunction([p for p in predicates if p is not None])
     layout.check_columns(predicate, "the predicate")
+    for name, expr in derived:
+        layout.check_columns(expr, f"the projected expression {name!r}")
+    names = {name for name, _ in derived}
     for name in wanted or ():
-        layout.check_known(name)
-    _check_wire(wanted, predicate)
-    return wanted, predicate
+        if name not in names:
+            layout.check_known(name)
+    _check_wire(wanted, predicate, derived)
+    return wanted, predicate, derived
 
 
-def _check_wire(columns: tuple[str, ...] | None, predicate: Expr | None) -> None:
+def _check_wire(
+    columns: tuple[str, ...] | None, predicate: Expr | None, derived: tuple[tuple[str, Expr], ...]
+) -> None:
     try:
-        ScanRequest(columns or (), predicate).encode()
+        ScanRequest(columns or (), predicate, derived=derived).encode()
     except ProtocolError as exc:
         raise QueryError(f"the query cannot be sent to storage: {exc}") from exc
 
@@ -245,6 +268,7 @@ def _choose(
     columns: tuple[str, ...] | None,
     predicate: Expr | None,
     compression: str | None,
+    derived: tuple[tuple[str, Expr], ...] = (),
 ) -> ScanPlan:
     """The plan's objects: those whose statistics do not exclude ``predicate``, each marked
     when they prove that every row satisfies it."""
@@ -258,4 +282,6 @@ def _choose(
             objects.append(
                 PlannedObject(o.name, n, o.first_event, o.stop_event, o.rows, o.bytes, unfiltered)
             )
-    return ScanPlan(layout, columns, predicate, tuple(objects), tuple(skipped), compression)
+    return ScanPlan(
+        layout, columns, predicate, tuple(objects), tuple(skipped), compression, derived
+    )

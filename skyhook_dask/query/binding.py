@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..exceptions import QueryError, UnknownColumnError, UnknownTreeError
+from .clauses import Derived, Query
 from .expr import Expr
-from .parser import ColumnRef, Query
+from .tokens import ColumnRef
 from .typecheck import PredicateBinder
 
 DEFAULT_TREE = "Events"
@@ -77,7 +78,7 @@ def _match_tree(ref: ColumnRef, trees: Mapping[str, pa.Schema]) -> str:
     return _latest(same_path)
 
 
-def _at(ref: ColumnRef) -> str:
+def _at(ref: ColumnRef | Derived) -> str:
     return f" (position {ref.position})" if ref.position >= 0 else ""
 
 
@@ -89,8 +90,9 @@ class BoundQuery:
     """A query checked against one tree: the tree, the projection and the bound predicate."""
 
     tree: str
-    columns: tuple[str, ...]  # projected branches in order; () means every column
+    columns: tuple[str, ...]  # projected names in order; () means every column
     predicate: Expr | None
+    derived: tuple[tuple[str, Expr], ...] = ()  # the projected expressions, by name
 
 
 def bind(query: Query, trees: Mapping[str, pa.Schema], default: str = DEFAULT_TREE) -> BoundQuery:
@@ -100,15 +102,28 @@ def bind(query: Query, trees: Mapping[str, pa.Schema], default: str = DEFAULT_TR
     for ref in query.column_refs():
         if schema.get_field_index(ref.name) < 0:
             _unknown_column(ref, tree, trees)
+    binder = PredicateBinder(schema, f"tree {tree!r}", weak=True)
     columns: list[str] = []
-    for ref in query.projection:
-        if ref.name in columns:
-            raise QueryError(f"column {ref.name!r}{_at(ref)} is projected twice")
-        columns.append(ref.name)
-    predicate = None
-    if query.predicate is not None:
-        predicate = PredicateBinder(schema, f"tree {tree!r}", weak=True).bind(query.predicate)
-    return BoundQuery(tree, tuple(columns), predicate)
+    derived: list[tuple[str, Expr]] = []
+    for item in query.projection:
+        if item.name in columns:
+            raise QueryError(f"column {item.name!r}{_at(item)} is projected twice")
+        columns.append(item.name)
+        if isinstance(item, Derived):
+            derived.append((item.name, _bind_derived(item, binder, schema, tree)))
+    predicate = None if query.predicate is None else binder.bind(query.predicate)
+    return BoundQuery(tree, tuple(columns), predicate, tuple(derived))
+
+
+def _bind_derived(item: Derived, binder: PredicateBinder, schema: pa.Schema, tree: str) -> Expr:
+    # A derived name is never a stored column's: a filter on it (a later pandas filter pushed
+    # into the scan, say) could otherwise read the stored column instead of the computed one.
+    if schema.get_field_index(item.name) >= 0:
+        raise QueryError(
+            f"{item}{_at(item)}: tree {tree!r} already has a column {item.name!r}; "
+            "give the expression another name"
+        )
+    return binder.bind_value(item.expr, item.name)
 
 
 def _unknown_column(ref: ColumnRef, tree: str, trees: Mapping[str, pa.Schema]) -> None:

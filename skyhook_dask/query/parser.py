@@ -3,7 +3,8 @@
 Grammar (clauses separated by top-level commas, in any order, each at most once)::
 
     query     := [clause ("," clause)*]
-    clause    := "select" or_expr | "project" column ([","] column)*
+    clause    := "select" or_expr | "project" item ([","] item)*
+    item      := column | or_expr "as" name        (a derived column: computed by the scan)
     or_expr   := and_expr (("or" | "||") and_expr)*
     and_expr  := not_expr (("and" | "&&") not_expr)*
     not_expr  := ("not" | "!") not_expr | compare
@@ -19,7 +20,10 @@ Grammar (clauses separated by top-level commas, in any order, each at most once)
     column    := [tree [";" cycle] "."] name
 
 In ``project``, a comma followed by anything but ``select``/``project`` continues the column
-list, so the seed's ``project Events;75.Muon_eta,Events;75.Muon_phi`` works. Names are ASCII
+list, so the seed's ``project Events;75.Muon_eta,Events;75.Muon_phi`` works; an item that
+starts with a name (a column or a function) may also follow after a space. An expression needs
+``as NAME`` (a column may take one too: a renamed copy); the names of the projection must
+differ. Names are ASCII
 identifiers; any other name (with dots, slashes, spaces, or a keyword) is written between
 backticks, a backtick inside doubled: ```dir/sub/Tree`;2.`Electron.pt```. Keywords (``select
 project and or not true false``) and function names (``abs``, the math functions of
@@ -39,9 +43,9 @@ is sent: binding turns every ColumnRef into a plain Column named by its branch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..exceptions import QuerySyntaxError
+from .clauses import Derived, Query
 from .expr import (
     ARITHMETIC,
     BOOLEAN,
@@ -68,6 +72,7 @@ from .tokens import (
     BareRef,
     ColumnRef,
     Token,
+    literal_type,
     quote_name,
     tokenize,
 )
@@ -80,6 +85,7 @@ __all__ = [
     "KEYWORDS",
     "UINT64_MAX",
     "ColumnRef",
+    "Derived",
     "Query",
     "Token",
     "literal_type",
@@ -90,38 +96,7 @@ __all__ = [
 ]
 
 FUNCTIONS = ("abs", *MATH, *MATH2, *LIST_REDUCTIONS)
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed query: projected columns (empty = all), predicate (None = every row)."""
-
-    projection: tuple[ColumnRef, ...] = ()
-    predicate: Expr | None = None
-    text: str = field(default="", compare=False)
-
-    def column_refs(self) -> list[ColumnRef]:
-        """Every column the query names: projection first, then the predicate's."""
-        refs = list(self.projection)
-        stack = [self.predicate] if self.predicate is not None else []
-        found: list[ColumnRef] = []
-        while stack:
-            node = stack.pop()
-            if isinstance(node, ColumnRef):
-                found.append(node)
-            elif isinstance(node, Call):
-                stack.extend(reversed(node.args))
-        return refs + found
-
-    def to_string(self) -> str:
-        clauses = []
-        if self.predicate is not None:
-            clauses.append(f"select {render(self.predicate)}")
-        if self.projection:
-            clauses.append("project " + ", ".join(map(str, self.projection)))
-        return ", ".join(clauses)
-
-    __str__ = to_string
+_NOT_A_VALUE = CLAUSE_KEYWORDS | {"and", "or"}
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -195,23 +170,50 @@ class _Parser:
                 raise self.unexpected("'select' or 'project' after ','")
         return Query(projection or (), predicate, self.text)
 
-    def project_list(self) -> tuple[ColumnRef, ...]:
-        columns = [self.column("a column to project")]
+    def project_list(self) -> tuple[ColumnRef | Derived, ...]:
+        items = [self.project_item("a column to project")]
         while True:
             token = self.peek()
             if token.kind == "," and self.keyword(self.peek(1)) not in CLAUSE_KEYWORDS:
                 self.advance()
-                columns.append(self.column("a column after ','"))
+                items.append(self.project_item("a column after ','"))
             elif token.kind == "name" and self.keyword(token) is None:
-                columns.append(self.column("a column"))
+                items.append(self.project_item("a column"))
             else:
                 break
-        seen: set[ColumnRef] = set()
-        for ref in columns:
-            if ref in seen:
-                raise QuerySyntaxError(f"column {ref} is projected twice", self.text, ref.position)
-            seen.add(ref)
-        return tuple(columns)
+        seen: dict[str, ColumnRef | Derived] = {}
+        for item in items:
+            if item.name in seen:
+                first = seen[item.name]
+                where = "" if str(first) == str(item) else f" ({first} and {item})"
+                raise QuerySyntaxError(
+                    f"{item.name!r} is projected twice{where}", self.text, item.position
+                )
+            seen[item.name] = item
+        return tuple(items)
+
+    def project_item(self, wanted: str) -> ColumnRef | Derived:
+        """A column, or ``expression as name``."""
+        token = self.peek()
+        if token.kind not in ("name", "number", "(", "op") or self.keyword(token) in _NOT_A_VALUE:
+            raise self.unexpected(wanted)
+        value = self.or_expr()
+        as_ = self.peek().value
+        if not (isinstance(as_, BareRef) and not as_.quoted and as_.name.lower() == "as"):
+            if isinstance(value, ColumnRef):
+                return value
+            raise self.error(
+                f"the projected expression {render(value)} needs a name: write "
+                f"'{render(value)} as NAME'",
+                token,
+            )
+        self.advance()
+        name = self.peek()
+        ref = name.value
+        if name.kind != "name" or self.keyword(name) is not None or not isinstance(ref, BareRef):
+            raise self.unexpected("a name after 'as' (a plain name, or one between backticks)")
+        self.advance()
+        return Derived(ref.name, value, name.position)
 
     def column(self, wanted: str) -> ColumnRef:
         token = self.peek()
@@ -405,12 +407,3 @@ class _Parser:
             return self.node(MATH["sqrt"], (total,), token)
         arrow = MATH.get(function) or MATH2.get(function) or function
         return self.node(arrow, tuple(args), token)
-
-
-def literal_type(value: bool | int | float) -> str:
-    """Provisional Arrow type of a literal as written (planning refines it against columns)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int64" if value <= INT64_MAX else "uint64"
-    return "double"

@@ -165,3 +165,12 @@ class BareRef(ColumnRef):
 
     def as_column(self) -> ColumnRef:
         return ColumnRef(name=self.name, position=self.position)
+
+
+def literal_type(value: bool | int | float) -> str:
+    """Provisional Arrow type of a literal as written (planning refines it against columns)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64" if value <= INT64_MAX else "uint64"
+    return "double"

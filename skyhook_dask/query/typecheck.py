@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..exceptions import QueryTypeError, UnknownColumnError
+from .clauses import Query
 from .expr import (
     ARITHMETIC,
     BOOLEAN,
@@ -39,7 +40,8 @@ from .expr import (
     Literal,
 )
 from .folding import MATH_FUNCTIONS, fold
-from .parser import ColumnRef, Query, render
+from .render import render
+from .tokens import ColumnRef
 
 # Each comparison as it reads with its operands swapped (a < b is b > a).
 MIRRORED = {"less": "greater", "less_equal": "greater_equal", "equal": "equal"}
@@ -146,6 +148,16 @@ class PredicateBinder:
             raise QueryTypeError(
                 f"the predicate {render(expr)} gives a list of booleans per event, not one "
                 f"boolean; reduce it with any({render(expr)}) or all({render(expr)})"
+            )
+        return bound
+
+    def bind_value(self, expr: Expr, name: str) -> Expr:
+        """A projected expression (``expr as name``): any value per event that reads a column."""
+        bound, kind = self.visit(fold(expr) if self.weak else expr)
+        if kind.dtype is None:
+            raise QueryTypeError(
+                f"the projected expression {render(expr)} as {name} reads no column: it is the "
+                "same for every event"
             )
         return bound
 
