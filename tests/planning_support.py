@@ -38,6 +38,7 @@ NP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "divide": lambda a, b: np.true_divide(a * np.float64(1), b),
     "and_kleene": np.logical_and, "or_kleene": np.logical_or, "invert": np.logical_not,
     "negate": np.negative, "abs": np.abs,
+    "to_float64": lambda a: ak.values_astype(a, np.float64),
     "any": lambda a: ak.any(a, axis=1), "all": lambda a: ak.all(a, axis=1),
     "count": lambda a: ak.count_nonzero(a, axis=1), "len": lambda a: ak.num(a, axis=1),
     "sum": lambda a: ak.sum(a, axis=1), "min": lambda a: ak.min(a, axis=1),

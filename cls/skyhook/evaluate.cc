@@ -20,7 +20,8 @@ int Arity(const std::string& function) {
       {"sqrt", 1},  {"exp", 1},        {"ln", 1},       {"log10", 1},         {"sin", 1},
       {"cos", 1},   {"tan", 1},        {"asin", 1},     {"acos", 1},          {"atan", 1},
       {"sinh", 1},  {"cosh", 1},       {"tanh", 1},     {"floor", 1},         {"ceil", 1},
-      {"atan2", 2}, {"power", 2},  {"list_element", 2}, {"list_filter", 2}, {"coalesce", 2}};
+      {"atan2", 2}, {"power", 2},  {"list_element", 2}, {"list_filter", 2}, {"coalesce", 2},
+      {"to_float64", 1}};
   const auto it = arity.find(function);
   return it == arity.end() ? -1 : it->second;
 }
@@ -287,23 +288,24 @@ Value Evaluator::Evaluate(const Node& node) {
 // element of their event's list.
 Value Evaluator::Elementwise(const std::string& function, std::vector<Value> args,
                              const Node& node) {
-  if (function == "divide") {
-    // True division in float64 (unsafe cast: large integers round, as float(int) does).
+  if (function == "divide" || function == "to_float64") {
+    // In float64, by an unsafe cast: large integers round, as numpy's astype does.
     const auto to_double = arrow::compute::CastOptions::Unsafe(arrow::float64());
     for (auto& arg : args) {
       if (arg.jagged) {
         auto copy = std::make_shared<Jagged>(*arg.jagged);
         copy->values = Unwrap(arrow::compute::Cast(copy->values, to_double, ctx_), EDOM,
-                              "divide: cannot convert list<" +
+                              function + ": cannot convert list<" +
                                   copy->values->type()->ToString() + "> to double")
                            .make_array();
         arg.jagged = std::move(copy);
       } else {
         arg.flat = Unwrap(arrow::compute::Cast(arg.flat, to_double, ctx_), EDOM,
-                          "divide: cannot convert " + arg.flat.type()->ToString() +
+                          function + ": cannot convert " + arg.flat.type()->ToString() +
                               " to double");
       }
     }
+    if (function == "to_float64") return args[0];
   }
   std::vector<const Jagged*> lists;
   for (const auto& arg : args) {

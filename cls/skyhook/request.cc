@@ -11,7 +11,7 @@
 namespace skyhook {
 namespace {
 
-constexpr std::array<std::string_view, 42> kFunctions = {
+constexpr std::array<std::string_view, 43> kFunctions = {
     // elementwise (Arrow compute names)
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add", "subtract",
     "multiply", "divide", "and_kleene", "or_kleene", "invert", "abs", "negate",
@@ -20,6 +20,8 @@ constexpr std::array<std::string_view, 42> kFunctions = {
     "tanh", "floor", "ceil", "atan2", "power",
     // x[i]: a value and an int64 literal index; coalesce(comparison, false) for missing values
     "list_element", "coalesce",
+    // numbers as float64, large integers rounded (the cast divide makes too)
+    "to_float64",
     // x[mask]: the elements of each event's list where the mask is true
     "list_filter",
     // per-event list reductions

@@ -43,6 +43,7 @@ from ..query.expr import (
     LIST_REDUCTIONS,
     MATH,
     POWER,
+    TO_FLOAT64,
     Call,
     Column,
     Expr,
@@ -65,6 +66,7 @@ _ARITY = {
     ELEMENT: 2,
     FILTER: 2,
     COALESCE: 2,
+    TO_FLOAT64: 1,
     **dict.fromkeys(LIST_REDUCTIONS, 1),
 }
 
@@ -186,8 +188,10 @@ def _to_float64(value: _Value, operand: Expr, expr: Call) -> _Value:
 
 
 def _elementwise(function: str, args: list[_Value], expr: Call) -> _Value:
-    if function == "divide":
+    if function in ("divide", TO_FLOAT64):
         args = [_to_float64(a, operand, expr) for a, operand in zip(args, expr.args, strict=True)]
+        if function == TO_FLOAT64:
+            return args[0]
     lists = [arg for arg in args if isinstance(arg, _Jagged)]
     if not lists:
         return call_arrow(function, args, expr)  # type: ignore[arg-type]

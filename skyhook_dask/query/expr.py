@@ -71,6 +71,10 @@ FILTER = "list_filter"
 # A comparison with such a missing value is false, not missing: the binder wraps comparisons
 # of indexed values in coalesce(comparison, false).
 COALESCE = "coalesce"
+# to_float64(x): numbers as float64, integers beyond 2**53 rounded (numpy's astype). The binder
+# inserts it where numpy computes in float64 but Arrow would pick another type (float32 with a
+# 32/64-bit integer, a signed integer with uint64) or refuse a large int64/uint64 value.
+TO_FLOAT64 = "to_float64"
 
 ELEMENTWISE_FUNCTIONS = frozenset(
     [
@@ -84,6 +88,7 @@ ELEMENTWISE_FUNCTIONS = frozenset(
         ELEMENT,
         FILTER,
         COALESCE,
+        TO_FLOAT64,
     ]
 )
 ALL_FUNCTIONS = ELEMENTWISE_FUNCTIONS | frozenset(LIST_REDUCTIONS)

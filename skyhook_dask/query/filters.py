@@ -15,12 +15,9 @@ import pyarrow as pa
 
 from ..exceptions import QueryError, QueryTypeError
 from .expr import ARITHMETIC, BOOLEAN, COMPARISON_FUNCTIONS, MAX_DEPTH, UNARY, Call, Expr, Literal
-from .parser import ColumnRef, literal_type
-from .typecheck import (
-    LITERAL_DTYPES,
-    LITERAL_TYPE_NAMES,
-    PredicateBinder,
-)
+from .literals import LITERAL_DTYPES, LITERAL_TYPE_NAMES
+from .tokens import ColumnRef, literal_type
+from .typecheck import PredicateBinder
 
 # --- dask/pyarrow filters ----------------------------------------------------------------------
 

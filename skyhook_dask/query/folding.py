@@ -10,7 +10,8 @@ import numpy as np
 
 from ..exceptions import QueryTypeError
 from .expr import BOOLEAN, COMPARISON_FUNCTIONS, MATH, POWER, UNARY, Call, Expr, Literal
-from .parser import literal_type, render
+from .render import render
+from .tokens import literal_type
 
 __all__ = ["MATH_FUNCTIONS", "fold"]
 

@@ -67,8 +67,6 @@ from .tokens import (
     CLAUSE_KEYWORDS,
     INT64_MAX,
     INT64_MIN,
-    KEYWORDS,
-    UINT64_MAX,
     BareRef,
     ColumnRef,
     Token,
@@ -77,23 +75,10 @@ from .tokens import (
     tokenize,
 )
 
-__all__ = [
-    "CLAUSE_KEYWORDS",
-    "FUNCTIONS",
-    "INT64_MAX",
-    "INT64_MIN",
-    "KEYWORDS",
-    "UINT64_MAX",
-    "ColumnRef",
-    "Derived",
-    "Query",
-    "Token",
-    "literal_type",
-    "parse_query",
-    "quote_name",
-    "render",
-    "tokenize",
-]
+# ColumnRef, Derived, Query, literal_type, quote_name and render are re-exported: the names a
+# caller of the parser needs next to parse_query.
+__all__ = ["FUNCTIONS", "ColumnRef", "Derived", "Query", "literal_type", "parse_query"]
+__all__ += ["quote_name", "render"]
 
 FUNCTIONS = ("abs", *MATH, *MATH2, *LIST_REDUCTIONS)
 _NOT_A_VALUE = CLAUSE_KEYWORDS | {"and", "or"}

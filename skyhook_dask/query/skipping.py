@@ -11,8 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from .expr import BOOLEAN, COALESCE, COMPARISON_FUNCTIONS, ELEMENT, Call, Column, Expr, Literal
-from .typecheck import MIRRORED
+from .expr import (
+    BOOLEAN,
+    COALESCE,
+    COMPARISON_FUNCTIONS,
+    ELEMENT,
+    TO_FLOAT64,
+    Call,
+    Column,
+    Expr,
+    Literal,
+)
+from .literals import MIRRORED
 
 _EXACT, _F64, _F32 = "exact", "double", "float"
 
@@ -92,6 +102,8 @@ def _compare_bounds(
     left, right = args
     if isinstance(left, Literal):
         function, left, right = MIRRORED[function], right, left
+    if isinstance(left, Call) and left.function == TO_FLOAT64:
+        left = left.args[0]  # the comparison is in float64, a monotone rounding of the values
     if isinstance(left, Call) and left.function in ("min", "max", ELEMENT):
         left = left.args[0]  # a list's min/max/element lies within its values' bounds (or is null)
     if not isinstance(left, Column) or not isinstance(right, Literal):

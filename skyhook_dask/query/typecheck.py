@@ -7,8 +7,12 @@ integer column makes it ``double``; column-free sub-expressions are computed fir
 numbers, as Python evaluates them before numpy sees them. An integer comparison with a literal
 outside the column type's range becomes an equivalent in-range comparison (``uint8 > 300`` is
 false for every row); arithmetic with such a literal widens to an integer type holding both
-(where numpy would raise). Filters and pyarrow expressions keep their literals' own types, as
-pyarrow does, except that integer comparisons get the same exact treatment.
+(where numpy would raise). Two columns of different types meet in numpy's common type: where
+that is float64 but Arrow would pick float32 or int64 (float32 with a 32/64-bit integer, a
+signed integer with uint64), both are cast with ``to_float64``, as are int64/uint64 values
+meeting float64 (Arrow refuses those beyond 2**53). Filters and pyarrow expressions keep their
+literals' own types and Arrow's common types, as pyarrow does, except that integer comparisons
+get the same exact treatment and int64 values the same cast.
 
 A predicate that is constant after folding becomes None when true and ``Literal(False)`` when
 false (the scan then selects no row).
@@ -16,9 +20,7 @@ false (the scan then selects no row).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +35,7 @@ from .expr import (
     ELEMENT,
     FILTER,
     POWER,
+    TO_FLOAT64,
     UNARY,
     Call,
     Column,
@@ -40,18 +43,19 @@ from .expr import (
     Literal,
 )
 from .folding import MATH_FUNCTIONS, fold
+from .literals import (
+    INTEGERS,
+    LITERAL_DTYPES,
+    covers,
+    fits,
+    integer_range_comparison,
+    typed_literal,
+)
 from .render import render
 from .tokens import ColumnRef
 
-# Each comparison as it reads with its operands swapped (a < b is b > a).
-MIRRORED = {"less": "greater", "less_equal": "greater_equal", "equal": "equal"}
-MIRRORED |= {v: k for k, v in MIRRORED.items()} | {"not_equal": "not_equal"}
-# Literal types (Arrow names) as numpy dtypes, and back.
-LITERAL_DTYPES = {name: np.dtype(name) for name in ("bool", "int8", "int16", "int32", "int64")}
-LITERAL_DTYPES |= {f"u{n}": np.dtype(f"u{n}") for n in ("int8", "int16", "int32", "int64")}
-LITERAL_DTYPES |= {"float": np.dtype("float32"), "double": np.dtype("float64")}
-LITERAL_TYPE_NAMES = {dtype: name for name, dtype in LITERAL_DTYPES.items()}
-_INTEGERS = [np.dtype(t) for t in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8")]
+_FLOAT64 = np.dtype("float64")
+_WIDE_INTEGERS = (np.dtype("int64"), np.dtype("uint64"))
 
 
 def _field(ref: Column, schema: pa.Schema, where: str) -> pa.Field:
@@ -94,19 +98,6 @@ def _column_kind(field: pa.Field) -> _Kind:
         f"column {field.name!r} has type {field.type}; predicates work on numbers and booleans "
         "and on lists of them"
     )
-
-
-def _fits(value: int, dtype: np.dtype) -> bool:
-    info = np.iinfo(dtype)
-    return info.min <= value <= info.max
-
-
-def _typed_literal(value: Any, dtype: np.dtype) -> Literal:
-    if dtype.kind == "f":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # 1e39 -> inf in float32, as numpy
-            return Literal(float(dtype.type(value)), LITERAL_TYPE_NAMES[dtype])
-    return Literal(value, LITERAL_TYPE_NAMES[dtype])
 
 
 def _is_number(kind: _Kind, literal: Expr) -> bool:
@@ -211,12 +202,12 @@ class PredicateBinder:
         value = expr.value
         if dtype.kind == "i" or dtype.kind == "u":
             if isinstance(value, float):
-                return _typed_literal(value, np.dtype("float64"))
-            if not _fits(value, dtype):
+                return typed_literal(value, np.dtype("float64"))
+            if not fits(value, dtype):
                 # Arithmetic only (comparisons were rewritten): widen as numpy 1 did.
-                wide = next((t for t in _INTEGERS if _covers(t, dtype) and _fits(value, t)), None)
-                return _typed_literal(value, wide or np.dtype("float64"))
-        return _typed_literal(value, dtype)
+                wide = next((t for t in INTEGERS if covers(t, dtype) and fits(value, t)), None)
+                return typed_literal(value, wide or np.dtype("float64"))
+        return typed_literal(value, dtype)
 
     def pair(
         self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
@@ -231,7 +222,15 @@ class PredicateBinder:
         if kb.dtype is None:
             eb = self.settle(eb, ka.dtype)
             kb = _Kind(LITERAL_DTYPES[eb.type])  # type: ignore[union-attr]
-        return ea, eb, np.result_type(ka.dtype, kb.dtype)
+        common = np.result_type(ka.dtype, kb.dtype)
+        if self.weak and common == _FLOAT64 and _FLOAT64 not in (ka.dtype, kb.dtype):
+            # float32 with a 32/64-bit integer, or a signed integer with uint64: numpy (and so
+            # awkward) computes in float64, Arrow's implicit cast picks float32 or int64
+            # (filters and pyarrow expressions keep Arrow's choice, as pyarrow computes them).
+            ea, eb = Call(TO_FLOAT64, (ea,)), Call(TO_FLOAT64, (eb,))
+        elif common == _FLOAT64:  # Arrow refuses int64 values beyond 2**53 in float64
+            ea, eb = _wide_to_float64(ea, ka.dtype), _wide_to_float64(eb, kb.dtype)
+        return ea, eb, common
 
     def compare(
         self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
@@ -241,7 +240,7 @@ class PredicateBinder:
             _is_bool(a[1], a[0]) and _is_bool(b[1], b[0])
         ):
             raise self.type_error(node, f"cannot compare {_describe(*a)} with {_describe(*b)}")
-        rewritten = _integer_range_comparison(node.function, a, b)
+        rewritten = integer_range_comparison(node.function, a[0], a[1].dtype, b[0], b[1].dtype)
         if rewritten is None:
             ea, eb, _ = self.pair(node, a, b)
             rewritten = Call(node.function, (ea, eb))
@@ -304,11 +303,13 @@ class PredicateBinder:
         jagged = any(kind.jagged for _, kind in args)
         if wanted == 1:
             ((arg, kind),) = args
-            arg = self.settle(arg, np.dtype("float64")) if kind.dtype is None else arg
-            dtype = kind.dtype if kind.dtype is not None else np.dtype("float64")
+            arg = self.settle(arg, _FLOAT64) if kind.dtype is None else arg
+            dtype = kind.dtype if kind.dtype is not None else _FLOAT64
+            arg = _wide_to_float64(arg, dtype)
             return Call(node.function, (arg,)), _Kind(_float_of(dtype), jagged)
         ea, eb, common = self.pair(node, args[0], args[1])
         if node.function == "atan2":
+            ea, eb = _wide_to_float64(ea, common), _wide_to_float64(eb, common)
             return Call(node.function, (ea, eb)), _Kind(_float_of(common), jagged)
         if common.kind in "iu" and isinstance(eb, Literal) and eb.value < 0:
             raise self.type_error(
@@ -345,6 +346,13 @@ class PredicateBinder:
         return Call(fn, (arg,)), _Kind(out)
 
 
+def _wide_to_float64(expr: Expr, dtype: np.dtype) -> Expr:
+    """int64/uint64 values explicitly as float64 (Arrow's implicit cast fails beyond 2**53)."""
+    if isinstance(expr, Literal) or dtype not in _WIDE_INTEGERS:
+        return expr
+    return Call(TO_FLOAT64, (expr,))
+
+
 def _has_element(expr: Expr) -> bool:
     if not isinstance(expr, Call):
         return False
@@ -354,36 +362,3 @@ def _has_element(expr: Expr) -> bool:
 def _float_of(dtype: np.dtype) -> np.dtype:
     """What Arrow's math kernels return: float32 for float32, else float64."""
     return dtype if dtype == np.dtype("float32") else np.dtype("float64")
-
-
-def _covers(wide: np.dtype, narrow: np.dtype) -> bool:
-    a, b = np.iinfo(wide), np.iinfo(narrow)
-    return a.min <= b.min and a.max >= b.max
-
-
-def _integer_range_comparison(
-    function: str, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
-) -> Expr | None:
-    """Exact rewrite of ``integer_expr OP int_literal``, typing the literal as the column."""
-    if isinstance(a[0], Literal) and not isinstance(b[0], Literal):
-        function, a, b = MIRRORED[function], b, a
-    (expr, kind), literal = a, b[0]
-    if not (
-        isinstance(literal, Literal)
-        and type(literal.value) is int
-        and kind.dtype is not None
-        and kind.dtype.kind in "iu"
-    ):
-        return None
-    dtype, value = kind.dtype, literal.value
-    if _fits(value, dtype):
-        return Call(function, (expr, _typed_literal(value, dtype)))
-    info = np.iinfo(dtype)
-    # Out of range: the result is the same for every (non-null) row; say so with the bound.
-    if value > info.max:
-        always = function in ("less", "less_equal", "not_equal")
-        bound, op = int(info.max), ("less_equal" if always else "greater")
-    else:
-        always = function in ("greater", "greater_equal", "not_equal")
-        bound, op = int(info.min), ("greater_equal" if always else "less")
-    return Call(op, (expr, _typed_literal(bound, dtype)))
