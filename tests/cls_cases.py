@@ -257,7 +257,8 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
         if choice == "arith":
             return Call(draw(st.sampled_from(ARITHMETIC)), (draw(sub("num")), draw(sub("num"))))
         if choice == "unary":
-            return Call(draw(st.sampled_from(["abs", "negate", *MATH])), (draw(sub("num")),))
+            unary = ["abs", "negate", "to_float64", *MATH]
+            return Call(draw(st.sampled_from(unary)), (draw(sub("num")),))
         if choice == "reduce":
             return Call(draw(st.sampled_from(["sum", "min", "max", "len"])), (draw(sub("jnum")),))
         return Call("count", (draw(sub("jbool")),))
@@ -266,7 +267,8 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
             return Column(draw(st.sampled_from([*SAME_LENGTH_LISTS * 8, "li"])))
         choice = draw(st.sampled_from(["unary", "unary", "mask", "arith", "arith"]))
         if choice == "unary":
-            return Call(draw(st.sampled_from(["abs", "negate", *MATH])), (draw(sub("jnum")),))
+            unary = ["abs", "negate", "to_float64", *MATH]
+            return Call(draw(st.sampled_from(unary)), (draw(sub("jnum")),))
         if choice == "mask":  # x[mask]: lengths differ from the other lists afterwards
             return Call("list_filter", (draw(sub("jnum")), draw(sub("jbool"))))
         args = [draw(sub("jnum")), draw(sub(draw(st.sampled_from(["num", "jnum"]))))]
@@ -302,11 +304,23 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
 
 @st.composite
 def scan_requests(draw: st.DrawFn) -> ScanRequest:
+    """Projected columns, a predicate, and sometimes derived columns (``expr as d0``) placed
+    among the columns; one may shadow a stored column's name."""
     names = st.sampled_from([*ALL_COLUMNS * 10, "no_such_column"])
+    columns = draw(st.lists(names, max_size=4))
+    derived = []
+    for i in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        name = "f32" if draw(st.integers(0, 9)) == 0 and "f32" not in columns else f"d{i}"
+        kind = draw(st.sampled_from(["num", "jnum", "bool", "jbool"]))
+        derived.append((name, draw(expressions(kind, 2))))
+        columns.insert(draw(st.integers(0, len(columns))), name)
+    if derived and len(set(columns)) != len(columns):  # a derived name must appear once
+        columns = list(dict.fromkeys(columns))
     return ScanRequest(
-        columns=tuple(draw(st.lists(names, max_size=4))),
+        columns=tuple(columns),
         predicate=None if draw(st.integers(0, 7)) == 0 else draw(expressions("bool")),
         compression=draw(st.sampled_from([None, "lz4", "zstd"])),
+        derived=tuple(derived),
     )
 
 
@@ -354,7 +368,25 @@ def many_nodes(total: int) -> bytes:
 CRAFTED = {
     "empty": b"",
     "bad magic": b"SKYX\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
-    "version 2": b"SKYQ\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+    "version 3": b"SKYQ\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+    # version 2: derived columns after the aggregates (u32 count, then name and node each)
+    "version 2 without its derived part": b"SKYQ\x02" + b"\x00" * 12,
+    "version 2 deriving nothing": b"SKYQ\x02" + b"\x00" * 12 + b"\x00" * 4,
+    "derived column not projected": b"SKYQ\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00a"
+    + b"\x00\x00\x00\x00\x00"
+    + b"\x01\x00\x00\x00\x01\x00b\x01\x02\x00lf",
+    "derived column twice": b"SKYQ\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00a"
+    + b"\x00\x00\x00\x00\x00"
+    + b"\x02\x00\x00\x00"
+    + b"\x01\x00a\x01\x02\x00lf" * 2,
+    "derived column projected twice": b"SKYQ\x02\x00\x00\x00\x02\x00\x00\x00"
+    + b"\x01\x00a" * 2
+    + b"\x00\x00\x00\x00\x00"
+    + b"\x01\x00\x00\x00\x01\x00a\x01\x02\x00lf",
+    "huge derived count": b"SKYQ\x02" + b"\x00" * 12 + b"\xff\xff\xff\xff",
+    "derived column with an unknown node": b"SKYQ\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00a"
+    + b"\x00\x00\x00\x00\x00"
+    + b"\x01\x00\x00\x00\x01\x00a\x09",
     "compression 3": b"SKYQ\x01\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
     "flags set": b"SKYQ\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
     "huge column count": b"SKYQ\x01\x00\x00\x00\xff\xff\xff\xff",

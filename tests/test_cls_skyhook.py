@@ -199,7 +199,7 @@ SETTINGS = settings(
 def test_random_scans_match_reference(ioctx: object, seed: int, rows: int, request: object) -> None:
     compression = random.Random(seed).choice([None, "lz4", "zstd"])
     table = check(ioctx, write_object(random_table(seed, rows), compression), "scan", request)
-    event(outcome(table))
+    event(outcome(table) + (", derived columns" if request.derived else ""))  # type: ignore[attr-defined]
 
 
 @CEPH
@@ -330,6 +330,10 @@ def test_fuzzed_requests(ioctx: object, small: tuple[str, bytes], osd_pid: int) 
         ScanRequest(("event_id", "lf"), fn("any", fn("greater", col("lf"), col("f32")))),
         ScanRequest((), fn("and_kleene", col("b"), fn("less", col("i16"), lit(3, "int16")))),
         ScanRequest(aggregates=(Aggregate("sum", col("li")), Aggregate("count"))),
+        ScanRequest(
+            ("d", "lf"),
+            derived=(("d", fn("list_filter", col("lf"), fn("greater", col("lf"), col("f32")))),),
+        ),
     ]
     outcomes: dict[object, int] = {}
     for i in range(400):
