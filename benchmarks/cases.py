@@ -66,7 +66,7 @@ class System:
 _clients: dict[str, SkyhookDM] = {}
 
 
-def _client(store_url: str) -> SkyhookDM:
+def skyhook_client(store_url: str) -> SkyhookDM:
     client = _clients.get(store_url)
     if client is None:
         client = _clients[store_url] = SkyhookDM().connect(store=store_url, dask=False)
@@ -74,7 +74,7 @@ def _client(store_url: str) -> SkyhookDM:
 
 
 def run_pushdown(workload: Workload, query: QuerySpec) -> tuple[pa.Table, ScanMetrics]:
-    client = _client(workload.store_url)
+    client = skyhook_client(workload.store_url)
     table = client.runQuery(workload.file, query.text)
     assert isinstance(table, pa.Table)
     return table, client.last_metrics

@@ -119,6 +119,22 @@ def scaling(result: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def skim(result: dict[str, Any]) -> str:
+    if "skim" not in result:
+        return "(no skim measured)"
+    case = result["skim"]
+    rows = [
+        [system, _ms(r["wall_s"]), f"{r['bytes_from_storage'] / 1e6:.2f}"]
+        for system, r in case["systems"].items()
+    ]
+    agreement = "equal answers" if case["agrees"] else "ANSWERS DIFFER"
+    return (
+        f"`{case['query']}` ({case['elements_out']:,} values kept; {agreement}; Skyhook/uproot: "
+        f"{case['wall_ratio']:.2f}x the wall time, {case['bytes_ratio']:.3f}x the bytes)\n\n"
+        + _table(["system", "wall ms", "MB from storage"], rows)
+    )
+
+
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     overhead = result["call_overhead"]
@@ -137,6 +153,8 @@ def render(result: dict[str, Any]) -> str:
         throughput(result),
         f"One object call that selects nothing: {overhead['wall_per_call_s'] * 1e3:.2f} ms "
         f"(median of {overhead['calls']} sequential calls).",
+        "Object-level skim, in storage against uproot + awkward in the client:",
+        skim(result),
         "Dask scaling:",
         scaling(result),
     ]

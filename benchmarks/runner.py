@@ -32,6 +32,7 @@ from .data import (
 from .extras import call_overhead, dask_scaling, profile_systems, uproot_full_read
 from .measure import Samples, StorageCpu, machine_info, timed
 from .schema import SCHEMA_VERSION, validate
+from .skim import skim
 
 RESULTS_DIR = Path(__file__).parent / "results"
 HEADLINE = (0.01, 3)  # selectivity and column count of the summary's ratios
@@ -255,6 +256,8 @@ def _measure(
     ingest = dict(workload.ingest)
     ingest["uproot_full_read"] = uproot_full_read(workload, max(1, min(3, options.repeats)))
     overhead = call_overhead(workload, max(1, min(3, options.repeats)))
+    _log(options, "object-level skim")
+    skimmed = skim(workload, max(1, min(3, options.repeats)), storage_cpu)
     _log(options, "command-line latency")
     cli = cli_latency(max(1, min(3, options.repeats)))
     scaling = None
@@ -279,6 +282,7 @@ def _measure(
         "ingest": ingest,
         "scaling": scaling,
         "call_overhead": overhead,
+        "skim": skimmed,
         "cli": cli,
         "summary": summarize(cases),
         "profiles": profiles,

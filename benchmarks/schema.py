@@ -198,6 +198,20 @@ RESULT_SCHEMA: dict[str, Any] = {
         "ingest": _ingest,
         "scaling": {"oneOf": [_scaling, {"type": "null"}]},
         "call_overhead": {"type": "object", "required": ["wall_per_call_s"]},
+        "skim": {  # results before the skimming case have none
+            "type": "object",
+            "required": ["query", "agrees", "systems", "wall_ratio", "bytes_ratio"],
+            "properties": {
+                "systems": {
+                    "type": "object",
+                    "required": ["skyhook_pushdown", "uproot"],
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["wall_s", "wall_samples", "bytes_from_storage"],
+                    },
+                },
+            },
+        },
         "cli": {  # results before the command-line section have none
             "type": "object",
             "required": ["help", "ls", "query", "uproot_read", "query_vs_uproot"],

@@ -100,6 +100,18 @@ def _check_result(result: dict[str, Any], objects: list[tuple[int, int, int]]) -
         parquet = by_system["parquet"].table
         assert parquet.to_pylist() == pushed.to_pylist(), (selectivity, n_columns)
 
+    skim = result["skim"]  # object-level masks in storage: what awkward computes, fewer bytes
+    assert skim["agrees"]
+    with uproot.open(result["source"]) as f:
+        events = f["Events"].arrays(["Jet_pt", "Jet_eta", "Muon_pt"])
+    central = events.Jet_pt[abs(events.Jet_eta) < np.float32(1)]
+    hard = events.Muon_pt[events.Muon_pt > np.float32(20)]
+    assert skim["elements_out"] == ak.count(central) + ak.count(hard) > 0
+    assert skim["events"] == EVENTS
+    moved = {system: r["bytes_from_storage"] for system, r in skim["systems"].items()}
+    assert moved["skyhook_pushdown"] > 0
+    assert math.isclose(skim["bytes_ratio"], moved["skyhook_pushdown"] / moved["uproot"])
+
     summary = result["summary"]
     assert (summary["selectivity"], summary["n_columns"]) == (0.01, 3)
     assert summary["all_answers_agree"]
