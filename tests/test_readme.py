@@ -37,7 +37,10 @@ def _expected() -> str:
         for n in ("nano_dimuon.root", "nano_dy.root")
     ]
     selected = f"{int(ak.sum(keep))} events selected; first Muon_pt: {first}\n"
-    return selected + f"{counts} events selected per file\n"
+    leading = ak.fill_none(ak.firsts(events.Muon_pt) > np.float32(25), False)
+    central = events.Jet_pt[leading][abs(events.Jet_eta[leading]) < np.float32(1)]
+    skim = f"{ak.to_list(central[:3])} central jets\n"
+    return selected + f"{counts} events selected per file\n" + skim
 
 
 @pytest.mark.parametrize("how", ["file", "stdin"])
