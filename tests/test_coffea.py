@@ -304,6 +304,28 @@ def test_preselection_runs_in_storage(
     assert report.chunks == chunks_per_object * len(kept)
 
 
+def test_preselection_with_indices_masks_and_math(local_store: tuple[str, str]) -> None:
+    """The query language v2 in a preselection: the processor sees exactly the events awkward
+    selects from the ROOT files."""
+    url, name = local_store
+    query = "Muon_pt[0] > 25 and sum(Jet_pt[abs(Jet_eta) < 2.4]) > 40 and sqrt(MET_sumEt) > 15"
+    output, report = skyhook_coffea.run(
+        DimuonProcessor(),
+        name,
+        store=url,
+        preselect=query,
+        executor=processor.IterativeExecutor(status=False),
+        report=True,
+    )
+    expected = 0
+    for path in SAMPLES:
+        e = uproot.open(path)["Events"].arrays(["Muon_pt", "Jet_pt", "Jet_eta", "MET_sumEt"])
+        leading = ak.fill_none(ak.firsts(e.Muon_pt) > np.float32(25), False)
+        central = ak.sum(e.Jet_pt[abs(e.Jet_eta) < np.float32(2.4)], axis=1) > 40
+        expected += int(ak.sum(leading & central & (np.sqrt(e.MET_sumEt) > np.float32(15))))
+    assert output["cutflow"][LABEL]["events"] == report.rows_out == expected > 0
+
+
 def test_preselection_that_nothing_passes(
     local_store: tuple[str, str], reference: Reference
 ) -> None:
