@@ -150,8 +150,8 @@ def _element(lists: ak.Array, index: int) -> ak.Array:
 
 
 def _reduce(fn: str, lists: ak.Array) -> ak.Array:
-    if fn == "len":
-        return ak.num(lists, axis=1)
+    if fn == "len":  # int64, as ak.num gives for the lists uproot reads
+        return ak.values_astype(ak.num(lists, axis=1), np.int64)
     if fn == "count":
         return ak.sum(ak.fill_none(lists, False, axis=-1), axis=1)
     if fn in ("any", "all"):

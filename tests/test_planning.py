@@ -158,7 +158,7 @@ CASES = [
     ("MET_pt > 20.1", lambda a: a.MET_pt > 20.1, "float"),
     ("MET_pt < 1e39", lambda a: a.MET_pt < np.float32(np.inf), "float"),
     ("MET_pt * 2 > 50 - 9.5", lambda a: a.MET_pt * 2 > 40.5, "float"),
-    ("MET_pt / 3 > 10", lambda a: a.MET_pt / np.float64(3) > 10, "float"),
+    ("MET_pt / 3 > 10", lambda a: a.MET_pt / np.float64(3) > 10, "double"),  # / in float64
     ("nMuon + 5000000000 > 5000000001", lambda a: a.nMuon > 1, "int64"),
     ("PV_npvs * 0.5 >= 10", lambda a: a.PV_npvs * 0.5 >= 10, "double"),
     ("abs(PV_npvs - 30) < 5", lambda a: abs(a.PV_npvs - 30) < 5, "int32"),

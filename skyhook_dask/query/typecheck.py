@@ -147,8 +147,7 @@ class PredicateBinder:
         bound, kind = self.visit(fold(expr) if self.weak else expr)
         if kind.dtype is None:
             raise QueryTypeError(
-                f"the projected expression {render(expr)} as {name} reads no column: it is the "
-                "same for every event"
+                f"{render(expr)} ({name}) reads no column: it is the same for every event"
             )
         return bound
 
@@ -209,6 +208,13 @@ class PredicateBinder:
                 return typed_literal(value, wide or np.dtype("float64"))
         return typed_literal(value, dtype)
 
+    def settled(self, side: tuple[Expr, _Kind], dtype: np.dtype) -> tuple[Expr, _Kind]:
+        """A weak literal operand typed as ``dtype``; any other operand unchanged."""
+        expr, kind = side
+        if kind.dtype is not None or not isinstance(expr, Literal) or isinstance(expr.value, bool):
+            return side
+        return self.settle(expr, dtype), _Kind(dtype)
+
     def pair(
         self, node: Call, a: tuple[Expr, _Kind], b: tuple[Expr, _Kind]
     ) -> tuple[Expr, Expr, np.dtype]:
@@ -254,6 +260,8 @@ class PredicateBinder:
         for (expr, kind), original in zip((a, b), node.args, strict=True):
             if not _is_number(kind, expr):
                 raise self.type_error(node, f"{render(original)} is not a number")
+        if node.function == ARITHMETIC["/"]:  # in float64: a number written is taken as one
+            a, b = (self.settled(side, _FLOAT64) for side in (a, b))
         ea, eb, common = self.pair(node, a, b)
         if node.function == ARITHMETIC["/"]:
             if not self.integer_division and common.kind in "iu":
