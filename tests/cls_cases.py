@@ -14,6 +14,7 @@ import uuid
 import awkward as ak
 import numpy as np
 import pyarrow as pa
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from skyhook_dask.exceptions import (
@@ -22,6 +23,7 @@ from skyhook_dask.exceptions import (
     QueryTypeError,
     UnknownColumnError,
 )
+from skyhook_dask.formats.histogram import Axis, Histogram
 from skyhook_dask.formats.protocol import Aggregate, ScanRequest, decode_result
 from skyhook_dask.objclass import scan
 from skyhook_dask.query.expr import LITERAL_TYPES, Call, Column, Expr, Literal
@@ -340,6 +342,27 @@ def aggregate_requests(draw: st.DrawFn) -> ScanRequest:
     )
 
 
+@st.composite
+def hist_requests(draw: st.DrawFn) -> ScanRequest:
+    """1 or 2 axes of per-row or list values, regular or variable bins, sometimes weighted."""
+    axes = []
+    kinds = draw(st.sampled_from([["num"], ["jnum"], ["num", "num"], ["jnum", "num"]]))
+    for kind in kinds:
+        value = draw(expressions(kind, 2))
+        if draw(st.booleans()):
+            low = draw(st.floats(-100, 50))
+            high = low + draw(st.floats(0.5, 200))
+            axes.append(Axis(value, draw(st.integers(1, 12)), low, high))
+        else:
+            edges = sorted(set(draw(st.lists(st.floats(-100, 100), min_size=2, max_size=6))))
+            assume(len(edges) >= 2)
+            axes.append(Axis(value, edges=tuple(edges)))
+    weight = draw(st.none() | expressions(draw(st.sampled_from(["num", "jnum"])), 1))
+    return ScanRequest(
+        predicate=draw(st.none() | expressions("bool", 2)), histogram=Histogram(tuple(axes), weight)
+    )
+
+
 # --- crafted and mutated input -----------------------------------------------------------------
 
 
@@ -384,6 +407,30 @@ CRAFTED = {
     + b"\x00\x00\x00\x00\x00"
     + b"\x01\x00\x00\x00\x01\x00a\x01\x02\x00lf",
     "huge derived count": b"SKYQ\x02" + b"\x00" * 12 + b"\xff\xff\xff\xff",
+    # version 3: a histogram after the (possibly empty) derived part
+    "histogram without axes": b"SKYQ\x03" + b"\x00" * 16 + b"\x00\x00",
+    "histogram of 0 bins": b"SKYQ\x03"
+    + b"\x00" * 16
+    + b"\x01\x01\x02\x00lf\x01"
+    + struct.pack("<Idd", 0, 0.0, 1.0)
+    + b"\x00",
+    "histogram with low == high": b"SKYQ\x03"
+    + b"\x00" * 16
+    + b"\x01\x01\x02\x00lf\x01"
+    + struct.pack("<Idd", 4, 1.0, 1.0)
+    + b"\x00",
+    "histogram with NaN edges": b"SKYQ\x03"
+    + b"\x00" * 16
+    + b"\x01\x01\x02\x00lf\x02"
+    + struct.pack("<I2d", 2, 0.0, float("nan"))
+    + b"\x00",
+    "histogram of too many cells": b"SKYQ\x03"
+    + b"\x00" * 16
+    + b"\x02"
+    + (b"\x01\x02\x00lf\x01" + struct.pack("<Idd", 4000, 0.0, 1.0)) * 2
+    + b"\x00",
+    "unknown axis kind": b"SKYQ\x03" + b"\x00" * 16 + b"\x01\x01\x02\x00lf\x03\x00",
+    "huge edge count": b"SKYQ\x03" + b"\x00" * 16 + b"\x01\x01\x02\x00lf\x02\xff\xff\xff\xff",
     "derived column with an unknown node": b"SKYQ\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00a"
     + b"\x00\x00\x00\x00\x00"
     + b"\x01\x00\x00\x00\x01\x00a\x09",

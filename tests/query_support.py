@@ -1,5 +1,5 @@
 """Shortcuts the tests share: one query on one file through the one plan and runtime path, and
-client-side merging of per-object aggregates."""
+one aggregate request on chosen objects."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from skyhook_dask.catalog import File
-from skyhook_dask.formats.protocol import Aggregate, ScanRequest
+from skyhook_dask.formats.protocol import ScanRequest
 from skyhook_dask.plan import ScanPlan, plan
 from skyhook_dask.query import parse_query
 from skyhook_dask.runtime.calls import call_object
 from skyhook_dask.runtime.mappers import Mapper
 from skyhook_dask.runtime.queries import QueryResult, run_plans
+from skyhook_dask.runtime.reductions import combine_aggregates
 
 
 def plan_file(file: File, text: str) -> ScanPlan:
@@ -27,27 +27,6 @@ def query_file(
 ) -> QueryResult:
     """``runQuery(file, text)`` in this process (or over ``mapper``), through ``store_url``."""
     return run_plans([plan_file(file, text)], mapper, store_url=store_url)[0]
-
-
-def combine_aggregates(partials: Sequence[pa.Table], aggregates: Sequence[Aggregate]) -> list[Any]:
-    """Merge per-object aggregate rows into final values (None where nothing was aggregated)."""
-    values: list[Any] = []
-    for i, agg in enumerate(aggregates):
-        col = [t.column(str(i)) for t in partials]
-        counts = sum(pc.sum(t.column(f"{i}.n")).as_py() or 0 for t in partials)
-        if agg.op == "count":
-            values.append(sum(c[0].as_py() or 0 for c in col))
-            continue
-        merged = pa.chunked_array([c for c in col if len(c)], type=col[0].type) if col else None
-        if merged is None or counts == 0:
-            values.append(0 if agg.op == "sum" else None)
-        elif agg.op == "sum":
-            values.append(pc.sum(merged).as_py())
-        elif agg.op == "mean":
-            values.append(pc.sum(merged.cast(pa.float64())).as_py() / counts)
-        else:
-            values.append(getattr(pc, agg.op)(merged).as_py())
-    return values
 
 
 def aggregate_objects(store_url: str, names: Sequence[str], request: ScanRequest) -> list[Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import uproot
 from cls_cases import (
@@ -38,6 +39,7 @@ from cls_cases import (
     corrupted,
     fn,
     fuzzed_payload,
+    hist_requests,
     lit,
     many_nodes,
     nested_predicate,
@@ -210,6 +212,17 @@ def test_random_aggregates_match_reference(
 ) -> None:
     table = check(ioctx, write_object(random_table(seed, rows), "lz4"), "aggregate", request)
     event(outcome(table))
+
+
+@CEPH
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 40), request=hist_requests())
+def test_random_histograms_match_reference(
+    ioctx: object, seed: int, rows: int, request: ScanRequest
+) -> None:
+    table = check(ioctx, write_object(random_table(seed, rows), "lz4"), "hist", request)
+    filled = table is not None and pc.sum(table.column(0)).as_py() > 0
+    event("error" if table is None else "filled" if filled else "empty")
 
 
 @CEPH

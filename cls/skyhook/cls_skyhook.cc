@@ -3,6 +3,7 @@
 //
 //   scan       request -> Arrow IPC stream of the selected rows' projected columns
 //   aggregate  request -> one-row stream: per aggregate i, columns "i" and "i.n"
+//   hist       request -> one row per histogram cell: "count", or "sumw" and "sumw2"
 //   stat       (empty) -> one row per column: column, type, nulls, min, max
 //
 // Request and result formats: skyhook_dask/formats/protocol.py. Errors: see errors.h.
@@ -27,6 +28,7 @@ namespace {
 cls_handle_t h_class;
 cls_method_handle_t h_scan;
 cls_method_handle_t h_aggregate;
+cls_method_handle_t h_hist;
 cls_method_handle_t h_stat;
 
 // Arrow's compute functions must be registered once per process before the first call.
@@ -41,6 +43,7 @@ const char* MethodName(Method method) {
   switch (method) {
     case Method::kScan: return "scan";
     case Method::kAggregate: return "aggregate";
+    case Method::kHist: return "hist";
     case Method::kStat: return "stat";
   }
   return "?";
@@ -87,6 +90,10 @@ int Aggregate(cls_method_context_t hctx, ceph::bufferlist* in, ceph::bufferlist*
   return Run(hctx, in, out, Method::kAggregate);
 }
 
+int Hist(cls_method_context_t hctx, ceph::bufferlist* in, ceph::bufferlist* out) {
+  return Run(hctx, in, out, Method::kHist);
+}
+
 int Stat(cls_method_context_t hctx, ceph::bufferlist* in, ceph::bufferlist* out) {
   return Run(hctx, in, out, Method::kStat);
 }
@@ -100,5 +107,6 @@ CLS_INIT(skyhook) {
   cls_register("skyhook", &h_class);
   cls_register_cxx_method(h_class, "scan", CLS_METHOD_RD, Scan, &h_scan);
   cls_register_cxx_method(h_class, "aggregate", CLS_METHOD_RD, Aggregate, &h_aggregate);
+  cls_register_cxx_method(h_class, "hist", CLS_METHOD_RD, Hist, &h_hist);
   cls_register_cxx_method(h_class, "stat", CLS_METHOD_RD, Stat, &h_stat);
 }

@@ -13,6 +13,7 @@
 
 #include "errors.h"
 #include "evaluate.h"
+#include "histogram.h"
 #include "object_file.h"
 
 namespace skyhook {
@@ -223,6 +224,18 @@ Output Aggregate(const Request& req, const LoadedColumns& in,
   return out;
 }
 
+Output Hist(const Request& req, const LoadedColumns& in, const std::shared_ptr<arrow::Array>& mask,
+            int64_t selected, arrow::compute::ExecContext* ctx) {
+  ColumnMap columns;  // the needed columns, restricted to the selected rows
+  for (const auto& [name, column] : in.columns) columns.emplace(name, Filtered(column, mask, ctx));
+  const auto table = FillHistogram(*req.histogram, columns, selected, ctx);
+  Output out;
+  out.schema = table->schema();
+  for (const auto& column : table->columns()) out.arrays.push_back(column->chunk(0));
+  out.rows = table->num_rows();
+  return out;
+}
+
 // A number as a double, or null when the scalar is null or not a number.
 std::shared_ptr<arrow::Scalar> AsDouble(const std::shared_ptr<arrow::Scalar>& s) {
   double value = 0;
@@ -303,6 +316,9 @@ std::shared_ptr<arrow::Buffer> Execute(cls_method_context_t hctx, const Request&
   if (method == Method::kAggregate && req.aggregates.empty()) {
     Fail(EINVAL, "an aggregate request must name at least one aggregate");
   }
+  if (method == Method::kHist && !req.histogram) {
+    Fail(EINVAL, "a hist request must carry a histogram (request version 3)");
+  }
   auto* pool = arrow::system_memory_pool();  // the OSD's allocator, not a second one
   arrow::compute::ExecContext ctx(pool);
   ctx.set_use_threads(false);
@@ -333,6 +349,10 @@ std::shared_ptr<arrow::Buffer> Execute(cls_method_context_t hctx, const Request&
       if (agg.expr) CollectColumns(*agg.expr, needed);
     }
   }
+  if (method == Method::kHist) {
+    for (const auto& axis : req.histogram->axes) CollectColumns(axis.value, needed);
+    if (req.histogram->weight) CollectColumns(*req.histogram->weight, needed);
+  }
   const auto loaded = Load(file, needed, all, pool);
   metrics.rows_in = loaded.rows;
 
@@ -351,6 +371,7 @@ std::shared_ptr<arrow::Buffer> Execute(cls_method_context_t hctx, const Request&
   switch (method) {
     case Method::kScan: out = Scan(req, loaded, mask, selected, &ctx); break;
     case Method::kAggregate: out = Aggregate(req, loaded, mask, selected, &ctx); break;
+    case Method::kHist: out = Hist(req, loaded, mask, selected, &ctx); break;
     case Method::kStat:
       out = Stat(loaded, &ctx);
       extra.emplace_back("rows", loaded.rows);

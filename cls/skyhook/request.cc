@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <string_view>
 
@@ -178,6 +179,61 @@ class Reader {
   int nodes_ = 0;  // counted over the whole request, as the Python decoder does
 };
 
+void CheckAxis(const HistAxis& axis, size_t n) {
+  const auto where = "axis " + std::to_string(n) + ": ";
+  if (!axis.edges.empty()) {
+    if (axis.edges.size() < 2) Fail(EINVAL, where + "variable edges must be 2 or more");
+    for (size_t i = 0; i < axis.edges.size(); ++i) {
+      if (!std::isfinite(axis.edges[i]) || (i > 0 && axis.edges[i] <= axis.edges[i - 1])) {
+        Fail(EINVAL, where + "variable edges must be finite and increase");
+      }
+    }
+    return;
+  }
+  if (axis.bins < 1 || axis.bins > kMaxCells) {
+    Fail(EINVAL, where + std::to_string(axis.bins) + " bins");
+  }
+  if (!std::isfinite(axis.low) || !std::isfinite(axis.high) || !(axis.low < axis.high)) {
+    Fail(EINVAL, where + "the range must be finite with low < high");
+  }
+}
+
+HistSpec ReadHistogram(Reader& r) {
+  HistSpec spec;
+  const auto naxes = r.Unpack<uint8_t>();
+  if (naxes < 1 || naxes > kMaxAxes) {
+    Fail(EINVAL, "a histogram has 1 to " + std::to_string(kMaxAxes) + " axes, not " +
+                     std::to_string(naxes));
+  }
+  int64_t cells = 1;
+  for (size_t n = 0; n < naxes; ++n) {
+    HistAxis axis;
+    axis.value = r.ReadNode(0);
+    const auto kind = r.Unpack<uint8_t>();
+    if (kind == 1) {
+      axis.bins = r.Unpack<uint32_t>();
+      axis.low = r.Unpack<double>();
+      axis.high = r.Unpack<double>();
+    } else if (kind == 2) {
+      const auto nedges = r.Unpack<uint32_t>();
+      if (nedges > r.remaining() / 8) Fail(EINVAL, "edge count exceeds the request's length");
+      for (uint32_t i = 0; i < nedges; ++i) axis.edges.push_back(r.Unpack<double>());
+    } else {
+      Fail(EINVAL, "unknown axis kind " + std::to_string(kind) + " at byte " +
+                       std::to_string(r.pos() - 1));
+    }
+    CheckAxis(axis, n);
+    cells *= axis.size() + 2;  // each factor <= 2^20 + 2, three at most: no overflow
+    spec.axes.push_back(std::move(axis));
+  }
+  if (cells > kMaxCells) {
+    Fail(EINVAL, "the histogram has " + std::to_string(cells) + " cells; at most " +
+                     std::to_string(kMaxCells) + " fit one result");
+  }
+  if (r.Unpack<uint8_t>() != 0) spec.weight = r.ReadNode(0);
+  return spec;
+}
+
 }  // namespace
 
 bool IsListReduction(const std::string& name) {
@@ -207,9 +263,9 @@ Request DecodeRequest(const uint8_t* data, size_t size) {
   const auto version = r.Unpack<uint8_t>();
   const auto compress = r.Unpack<uint8_t>();
   const auto flags = r.Unpack<uint16_t>();
-  if (version != 1 && version != 2) {
+  if (version < 1 || version > 3) {
     Fail(EINVAL, "request version " + std::to_string(version) +
-                     " is not supported (this side: 1 to 2)");
+                     " is not supported (this side: 1 to 3)");
   }
   if (compress > 2 || flags != 0) {
     Fail(EINVAL, "bad compression code " + std::to_string(compress) + " or flags " +
@@ -238,9 +294,11 @@ Request DecodeRequest(const uint8_t* data, size_t size) {
     }
     req.aggregates.push_back(std::move(agg));
   }
-  if (version == 2) {
+  if (version >= 2) {
     const auto nderived = r.Unpack<uint32_t>();
-    if (nderived == 0) Fail(EINVAL, "a version 2 request derives at least one column");
+    if (version == 2 && nderived == 0) {
+      Fail(EINVAL, "a version 2 request derives at least one column");
+    }
     for (uint32_t i = 0; i < nderived; ++i) {
       r.CheckCount();
       DerivedColumn column;
@@ -255,6 +313,7 @@ Request DecodeRequest(const uint8_t* data, size_t size) {
       req.derived.push_back(std::move(column));
     }
   }
+  if (version == 3) req.histogram = ReadHistogram(r);
   if (r.remaining() != 0) {
     Fail(EINVAL, std::to_string(r.remaining()) + " trailing bytes after the request");
   }

@@ -46,12 +46,32 @@ struct DerivedColumn {
   Node expr;
 };
 
+// One axis of a histogram (request version 3): `bins` regular bins over [low, high), or the
+// increasing `edges` of variable bins (see skyhook_dask/formats/histogram.py).
+struct HistAxis {
+  Node value;
+  uint32_t bins = 0;
+  double low = 0, high = 0;
+  std::vector<double> edges;
+
+  int64_t size() const { return edges.empty() ? bins : static_cast<int64_t>(edges.size()) - 1; }
+};
+
+inline constexpr size_t kMaxAxes = 3;
+inline constexpr int64_t kMaxCells = int64_t{1} << 20;  // bounds one result's size
+
+struct HistSpec {
+  std::vector<HistAxis> axes;
+  std::optional<Node> weight;
+};
+
 struct Request {
   Compression compression = Compression::kNone;
   std::vector<std::string> columns;  // empty: every column
   std::optional<Node> predicate;
   std::vector<AggregateSpec> aggregates;
   std::vector<DerivedColumn> derived;  // each named exactly once in `columns`
+  std::optional<HistSpec> histogram;   // what the hist method fills
 };
 
 // The derived column called `name`, or nullptr when `name` is read from the object.

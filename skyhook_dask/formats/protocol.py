@@ -1,15 +1,21 @@
 """The wire format between clients and the ``skyhook`` object class (Python and C++ alike).
 
-Request (method ``scan`` or ``aggregate``; ``stat`` takes an empty input), little-endian::
+Request (method ``scan``, ``aggregate`` or ``hist``; ``stat`` takes an empty input),
+little-endian::
 
     magic    4 bytes  b"SKYQ"
-    version  u8       1, or 2 when the request derives columns (version 1 has no derived part)
+    version  u8       the lowest that carries the request: 1; 2 with derived columns; 3 with
+                      a histogram
     compress u8       result body compression: 0 none, 1 lz4_frame, 2 zstd
     flags    u16      0 (reserved)
     columns  u32 n, then n x str          projection; n == 0 means every column
     predicate u8 present, then node       rows where it is true are kept (null counts as false)
     aggregates u32 n, then n x (u8 op, u8 present, node)   op: 1 count 2 sum 3 min 4 max 5 mean
-    derived  u32 n, then n x (str name, node)   version 2 only: columns computed by the scan
+    derived  u32 n, then n x (str name, node)   version 2 and 3: columns computed by the scan
+                                                (version 2: n >= 1)
+    histogram version 3 only: u8 axes (1 to 3), per axis: node value, u8 kind, then kind 1
+             (regular): u32 bins, f64 low, f64 high; kind 2 (variable): u32 n, n x f64 edges;
+             then u8 weighted, and the weight node if it is 1 (see histogram.py for the limits)
 
     A derived name is one of the projected ``columns`` (each exactly once; the projection is
     not empty); the scan computes it from the selected rows instead of reading it, so it
@@ -33,6 +39,9 @@ Result: one Arrow IPC *stream*. Its schema metadata carries the scan's instrumen
   sum/mean: Arrow ``sum`` of the values, min/max: Arrow ``min``/``max``; list columns are
   flattened first) and a column ``"i.n"``: how many non-null values went in (int64). The client
   combines objects: counts and sums add up, min/max of mins/maxes, mean = sum of sums / sum of n.
+* ``hist``: the histogram of the selected rows (an axis's value per row, or per element of a
+  list value; null values and rows with any null value are not filled), one row per cell
+  (histogram.py): ``count`` (int64), or when weighted ``sumw`` and ``sumw2`` (float64).
 * ``stat``: one row per column: ``column`` (string), ``type`` (string, Arrow's spelling),
   ``nulls`` (int64), ``min`` and ``max`` (float64, of the flattened values of list columns;
   null where not numeric or empty); metadata ``skyhook.rows``.
@@ -56,9 +65,10 @@ from ..query.expr import (
     Expr,
     Literal,
 )
+from .histogram import Axis, Histogram
 
 MAGIC = b"SKYQ"
-VERSION = 2  # the newest; requests without derived columns are still written as version 1
+VERSION = 3  # the newest; a request is written in the lowest version that carries it
 CLASS_NAME = "skyhook"
 COMPRESSION_CODES = {None: 0, "lz4": 1, "zstd": 2}
 COMPRESSION_NAMES = {v: k for k, v in COMPRESSION_CODES.items()}
@@ -95,6 +105,7 @@ class ScanRequest:
     aggregates: tuple[Aggregate, ...] = ()
     compression: str | None = None
     derived: tuple[tuple[str, Expr], ...] = ()  # (name, expression): columns the scan computes
+    histogram: Histogram | None = None  # what the hist method fills
 
     def encode(self) -> bytes:
         return encode_request(self)
@@ -179,10 +190,14 @@ def encode_request(req: ScanRequest) -> bytes:
     # The decoders (here and in the C++ class) refuse more nodes than this: refuse them first.
     nodes = _count_nodes(req.predicate) + sum(_count_nodes(a.expr) for a in req.aggregates)
     nodes += sum(_count_nodes(expr) for _, expr in req.derived)
+    if req.histogram is not None:
+        req.histogram.check()
+        nodes += sum(_count_nodes(a.value) for a in req.histogram.axes)
+        nodes += _count_nodes(req.histogram.weight)
     if nodes > MAX_NODES:
         raise ProtocolError(f"expression has more than {MAX_NODES} nodes ({nodes})")
     _check_derived(req.columns, [name for name, _ in req.derived])
-    version = 2 if req.derived else 1
+    version = 3 if req.histogram is not None else 2 if req.derived else 1
     out = [MAGIC, struct.pack("<BBH", version, COMPRESSION_CODES[req.compression], 0)]
     out.append(struct.pack("<I", len(req.columns)))
     out.extend(_str(c) for c in req.columns)
@@ -191,9 +206,24 @@ def encode_request(req: ScanRequest) -> bytes:
     for agg in req.aggregates:
         out.append(struct.pack("<B", AGGREGATE_OPS[agg.op]))
         out.append(b"\x01" + _node(agg.expr) if agg.expr is not None else b"\x00")
-    if req.derived:
+    if version >= 2:
         out.append(struct.pack("<I", len(req.derived)))
         out.extend(_str(name) + _node(expr) for name, expr in req.derived)
+    if req.histogram is not None:
+        out.append(_histogram(req.histogram))
+    return b"".join(out)
+
+
+def _histogram(histogram: Histogram) -> bytes:
+    out = [struct.pack("<B", len(histogram.axes))]
+    for axis in histogram.axes:
+        out.append(_node(axis.value))
+        if axis.edges:
+            out.append(struct.pack(f"<BI{len(axis.edges)}d", 2, len(axis.edges), *axis.edges))
+        else:
+            out.append(struct.pack("<BIdd", 1, axis.bins, axis.low, axis.high))
+    weight = histogram.weight
+    out.append(b"\x01" + _node(weight) if weight is not None else b"\x00")
     return b"".join(out)
 
 
@@ -278,7 +308,7 @@ def decode_request(data: bytes) -> ScanRequest:
     if bytes(r.take(4)) != MAGIC:
         raise ProtocolError("not a skyhook request (bad magic)")
     version, compress, flags = struct.unpack("<BBH", r.take(4))
-    if version not in (1, VERSION):
+    if not 1 <= version <= VERSION:
         supported = f"this side: 1 to {VERSION}"
         raise ProtocolError(f"request version {version} is not supported ({supported})")
     if compress not in COMPRESSION_NAMES or flags != 0:
@@ -296,16 +326,36 @@ def decode_request(data: bytes) -> ScanRequest:
         except ValueError as exc:
             raise ProtocolError(str(exc)) from exc
     derived = []
-    if version == 2:
+    if version >= 2:
         for _ in range(r.count(min_item_bytes=3)):
             derived.append((r.string(), r.node()))
-        if not derived:
+        if version == 2 and not derived:
             raise ProtocolError("a version 2 request derives at least one column")
         _check_derived(columns, [name for name, _ in derived])
+    histogram = _read_histogram(r) if version == 3 else None
     if r.pos != len(r.data):
         raise ProtocolError(f"{len(r.data) - r.pos} trailing bytes after the request")
     compression = COMPRESSION_NAMES[compress]
-    return ScanRequest(columns, predicate, tuple(aggregates), compression, tuple(derived))
+    aggregated = tuple(aggregates)
+    return ScanRequest(columns, predicate, aggregated, compression, tuple(derived), histogram)
+
+
+def _read_histogram(r: _Reader) -> Histogram:
+    axes = []
+    for _ in range(int(r.unpack("<B"))):
+        value, kind = r.node(), int(r.unpack("<B"))
+        if kind == 1:
+            bins, low, high = int(r.unpack("<I")), float(r.unpack("<d")), float(r.unpack("<d"))
+            axes.append(Axis(value, bins, low, high))
+        elif kind == 2:
+            n = r.count(min_item_bytes=8)
+            axes.append(Axis(value, edges=tuple(float(r.unpack("<d")) for _ in range(n))))
+        else:
+            raise ProtocolError(f"unknown axis kind {kind} at byte {r.pos - 1}")
+    weight = r.node() if int(r.unpack("<B")) else None
+    histogram = Histogram(tuple(axes), weight)
+    histogram.check()
+    return histogram
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from ..exceptions import ClassNotAvailableError, SkyhookError
 from ..formats.protocol import CLASS_NAME
 
-METHODS = ("scan", "aggregate", "stat")
+METHODS = ("scan", "aggregate", "hist", "stat")
 
 
 def run_reference_class(

@@ -38,10 +38,11 @@ from ..formats.objects import RangeFile, open_object
 from ..formats.protocol import Aggregate, ScanRequest, decode_request, encode_result
 from ..query.expr import Expr, columns_of
 from .evaluate import call_arrow, evaluate
+from .histogram import hist_table
 
 __all__ = ["METHODS", "aggregate_table", "evaluate", "execute", "scan_table", "stat_table"]
 
-METHODS = ("scan", "aggregate", "stat")
+METHODS = ("scan", "aggregate", "hist", "stat")
 
 
 # --- table-level methods -----------------------------------------------------------------------
@@ -232,6 +233,8 @@ def _referenced_columns(method: str, request: ScanRequest) -> list[str]:
         exprs += list(derived.values())
     if method == "aggregate":
         exprs += [aggregate.expr for aggregate in request.aggregates]
+    if method == "hist" and request.histogram is not None:
+        exprs += [axis.value for axis in request.histogram.axes] + [request.histogram.weight]
     for expr in exprs:
         found.update(dict.fromkeys(columns_of(expr)))
     return list(found)
@@ -256,16 +259,21 @@ def execute(
     request = ScanRequest() if method == "stat" else decode_request(bytes(payload))
     if method == "aggregate" and not request.aggregates:
         raise ProtocolError("an aggregate request must name at least one aggregate")
+    if method == "hist" and request.histogram is None:
+        raise ProtocolError("a hist request must carry a histogram (request version 3)")
     counted = _counting_source(source)
     read_all = method == "stat" or (method == "scan" and not request.columns)
     table = _read_object(counted, _referenced_columns(method, request), read_all, name)
     if method == "scan":
         result = scan_table(table, request)
         rows_out = result.num_rows
-    elif method == "aggregate":
+    elif method in ("aggregate", "hist"):
         selected = _select_rows(table, request.predicate)
         rows_out = selected.num_rows
-        result = _aggregate_rows(selected, request.aggregates)
+        if request.histogram is not None and method == "hist":
+            result = hist_table(selected, request.histogram)
+        else:
+            result = _aggregate_rows(selected, request.aggregates)
     else:
         result = stat_table(table)
         rows_out = table.num_rows

@@ -77,7 +77,8 @@ from .tokens import (
 
 # ColumnRef, Derived, Query, literal_type, quote_name and render are re-exported: the names a
 # caller of the parser needs next to parse_query.
-__all__ = ["FUNCTIONS", "ColumnRef", "Derived", "Query", "literal_type", "parse_query"]
+__all__ = ["FUNCTIONS", "ColumnRef", "Derived", "Query", "literal_type", "parse_expression"]
+__all__ += ["parse_query"]
 __all__ += ["quote_name", "render"]
 
 FUNCTIONS = ("abs", *MATH, *MATH2, *LIST_REDUCTIONS)
@@ -92,6 +93,17 @@ def parse_query(text: str) -> Query:
     if not isinstance(text, str):
         raise QuerySyntaxError(f"a query is a string, not {type(text).__name__}")
     return _Parser(text).query()
+
+
+def parse_expression(text: str) -> Expr:
+    """Parse one expression (``Jet_pt[abs(Jet_eta) < 1]``, ``count(Jet_pt > 40) >= 2``)."""
+    if not isinstance(text, str):
+        raise QuerySyntaxError(f"an expression is a string, not {type(text).__name__}")
+    parser = _Parser(text)
+    expr = parser.or_expr()
+    if parser.peek().kind != "end":
+        raise parser.unexpected("the end of the expression")
+    return expr
 
 
 class _Parser:

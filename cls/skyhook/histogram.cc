@@ -1,0 +1,132 @@
+#include "histogram.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace skyhook {
+namespace {
+
+// One value of the histogram (an axis or the weight) as entries: per row, or per element.
+struct Entries {
+  std::shared_ptr<arrow::DoubleArray> values;  // per row (flat) or every element (list)
+  const arrow::LargeListArray* list = nullptr;  // set for a list value
+  std::shared_ptr<arrow::Array> keep;           // keeps `list` alive
+  std::string text;
+};
+
+std::shared_ptr<arrow::DoubleArray> AsDoubles(const std::shared_ptr<arrow::Array>& array,
+                                              const std::string& text,
+                                              arrow::compute::ExecContext* ctx) {
+  if (arrow::is_nested(array->type_id())) {
+    Fail(EDOM, "the histogram's value " + text + " is not a number");
+  }
+  const auto options = arrow::compute::CastOptions::Unsafe(arrow::float64());
+  auto cast = Unwrap(arrow::compute::Cast(array, options, ctx), EDOM,
+                     "the histogram's value " + text + " is not a number");
+  return std::static_pointer_cast<arrow::DoubleArray>(cast.make_array());
+}
+
+int64_t Cell(const HistAxis& axis, double x) {
+  if (!axis.edges.empty()) {
+    if (x == axis.edges.back()) return axis.size() + 1;
+    // Edges not above x; NaN compares false with every edge and lands in overflow.
+    return std::upper_bound(axis.edges.begin(), axis.edges.end(), x) - axis.edges.begin();
+  }
+  const double z = (x - axis.low) / (axis.high - axis.low);  // boost-histogram's formula
+  if (z < 1) return z >= 0 ? static_cast<int64_t>(z * axis.bins) + 1 : 0;
+  return axis.size() + 1;  // also NaN
+}
+
+}  // namespace
+
+std::shared_ptr<arrow::Table> FillHistogram(const HistSpec& spec, const ColumnMap& columns,
+                                            int64_t rows, arrow::compute::ExecContext* ctx) {
+  Evaluator evaluator(columns, rows, ctx);
+  std::vector<Entries> values;
+  std::vector<const Node*> nodes;
+  for (const auto& axis : spec.axes) nodes.push_back(&axis.value);
+  if (spec.weight) nodes.push_back(&*spec.weight);
+  for (const auto* node : nodes) {
+    Entries e;
+    e.text = ExprText(*node);
+    e.keep = evaluator.Values(*node);
+    if (e.keep->type_id() == arrow::Type::LARGE_LIST) {
+      e.list = static_cast<const arrow::LargeListArray*>(e.keep.get());
+      e.values = AsDoubles(e.list->values(), e.text, ctx);
+    } else {
+      e.values = AsDoubles(e.keep, e.text, ctx);
+    }
+    values.push_back(std::move(e));
+  }
+  std::vector<int64_t> shape;
+  int64_t cells = 1;
+  for (const auto& axis : spec.axes) {
+    shape.push_back(axis.size() + 2);
+    cells *= shape.back();
+  }
+  std::vector<int64_t> counts(spec.weight ? 0 : cells, 0);
+  std::vector<double> sumw(spec.weight ? cells : 0, 0.0), sumw2(sumw.size(), 0.0);
+  const size_t naxes = spec.axes.size();
+  std::vector<double> entry(values.size());
+  for (int64_t row = 0; row < rows; ++row) {
+    bool valid = true;
+    int64_t length = -1;  // -1: every value is one per row
+    const Entries* first_list = nullptr;
+    for (const auto& e : values) {
+      const bool null = e.list ? e.list->IsNull(row) : e.values->IsNull(row);
+      valid = valid && !null;
+    }
+    if (!valid) continue;
+    for (const auto& e : values) {
+      if (!e.list) continue;
+      const int64_t n = e.list->value_length(row);
+      if (first_list && n != length) {
+        Fail(EDOM, "the histogram's values " + first_list->text + " and " + e.text +
+                       " differ in length in row " + std::to_string(row) + " (" +
+                       std::to_string(length) + " vs " + std::to_string(n) + ")");
+      }
+      first_list = first_list ? first_list : &e;
+      length = n;
+    }
+    for (int64_t k = 0; k < std::max<int64_t>(length, 1) && length != 0; ++k) {
+      bool present = true;
+      for (size_t v = 0; v < values.size(); ++v) {
+        const auto& e = values[v];
+        const int64_t at = e.list ? e.list->value_offset(row) + k : row;
+        present = present && e.values->IsValid(at);
+        entry[v] = present ? e.values->Value(at) : 0.0;
+      }
+      if (!present) continue;
+      int64_t cell = 0;
+      for (size_t a = 0; a < naxes; ++a) cell = cell * shape[a] + Cell(spec.axes[a], entry[a]);
+      if (spec.weight) {
+        const double w = entry[naxes];
+        sumw[cell] += w;
+        sumw2[cell] += w * w;
+      } else {
+        ++counts[cell];
+      }
+    }
+  }
+  auto* pool = ctx->memory_pool();
+  if (!spec.weight) {
+    arrow::Int64Builder builder(pool);
+    Check(builder.AppendValues(counts), ENOMEM, "histogram counts");
+    const auto array = Unwrap(builder.Finish(), ENOMEM, "histogram counts");
+    return arrow::Table::Make(arrow::schema({arrow::field("count", arrow::int64())}), {array});
+  }
+  arrow::DoubleBuilder w(pool), w2(pool);
+  Check(w.AppendValues(sumw), ENOMEM, "histogram sums");
+  Check(w2.AppendValues(sumw2), ENOMEM, "histogram sums");
+  const auto a = Unwrap(w.Finish(), ENOMEM, "histogram sums");
+  const auto b = Unwrap(w2.Finish(), ENOMEM, "histogram sums");
+  return arrow::Table::Make(arrow::schema({arrow::field("sumw", arrow::float64()),
+                                           arrow::field("sumw2", arrow::float64())}),
+                            {a, b});
+}
+
+}  // namespace skyhook
