@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .catalog.model import Dataset, File, RootNode
     from .client import SkyhookDM
     from .dataframe.reader import read_awkward, read_skyhook
+    from .reductions import aggregate, histogram
 
 __version__ = "0.1.0"
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "RootNode",
     "SkyhookDM",
     "__version__",
+    "aggregate",
+    "histogram",
     "read_awkward",
     "read_skyhook",
 ]
@@ -34,6 +37,8 @@ _LAZY = {
     "File": ".catalog.model",
     "RootNode": ".catalog.model",
     "SkyhookDM": ".client",
+    "aggregate": ".reductions",
+    "histogram": ".reductions",
     "read_awkward": ".dataframe.reader",
     "read_skyhook": ".dataframe.reader",
 }

@@ -174,6 +174,32 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hist(args: argparse.Namespace) -> int:
+    sk = _client(args)
+    dataset = sk.getDataset(args.dataset)
+    bins = args.edges if args.edges else args.bins
+    value_range = None if args.edges or args.range is None else tuple(args.range)
+    h = sk.histogram(dataset, args.value, bins=bins, range=value_range, where=args.where,
+                     weight=args.weight)  # fmt: skip
+    print(h)
+    flow = h.view(flow=True)
+    total = flow["value"].sum() if args.weight else flow.sum()
+    meta = h.metadata
+    print(f"{total:g} entries ({meta['rows_selected']} events selected of {meta['rows_in']}; "
+          f"{meta['bytes_returned']} bytes from storage)")  # fmt: skip
+    if args.output:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots()
+        h.plot1d(ax=axes)
+        figure.savefig(args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from .ingest.pipeline import collect_garbage
 
@@ -280,6 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="only this file of the dataset")
     p.add_argument("-o", "--output", help="write the result to a .parquet or .csv file")
     p.add_argument("--limit", type=int, default=20, help="rows to print")
+    p = command("hist", cmd_hist, "fill a histogram of a value inside the storage")
+    p.add_argument("dataset")
+    p.add_argument("value", help="what to fill, e.g. 'Jet_pt[abs(Jet_eta) < 1]'")
+    p.add_argument("--bins", type=int, default=50, help="number of regular bins")
+    p.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"))
+    p.add_argument("--edges", type=float, nargs="+", help="variable bin edges instead")
+    p.add_argument("--where", help="event selection, e.g. 'count(Jet_pt > 40) >= 2'")
+    p.add_argument("--weight", help="weight per event or per element")
+    p.add_argument("-o", "--output", help="save a plot (.png, .pdf, .svg)")
     p = command("gc", cmd_gc, "delete objects no published dataset refers to")
     p.add_argument("dataset", nargs="?")
     p = command(

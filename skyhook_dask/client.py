@@ -181,6 +181,35 @@ class SkyhookDM:
         tables = [r.table for r in results]
         return tables[0] if isinstance(obj, File) else tables
 
+    def histogram(self, obj: File | Dataset, values: str | list[str], **options: Any) -> Any:
+        """A ``hist.Hist`` of ``values`` over a File or a Dataset, filled inside the storage
+        (see :func:`skyhook_dask.reductions.histogram` for ``bins``, ``range``, ``where``,
+        ``weight``); the tasks run on this client's Dask cluster when it has one."""
+        from .reductions import histogram
+
+        result = histogram(obj, values, client=self._reduction_client(obj), **options)
+        self.last_metrics = ScanMetrics(
+            rows_in=result.metadata["rows_in"],
+            rows_out=result.metadata["rows_selected"],
+            bytes_returned=result.metadata["bytes_returned"],
+            calls=result.metadata["objects_scanned"],
+        )
+        return result
+
+    def aggregate(self, obj: File | Dataset, what: str | list[str], **options: Any) -> Any:
+        """``count()``, ``sum(x)``, ``min(x)``, ``max(x)`` or ``mean(x)`` (or a list of them)
+        over a File or a Dataset, computed inside the storage (see
+        :func:`skyhook_dask.reductions.aggregate` for ``where``)."""
+        from .reductions import aggregate
+
+        return aggregate(obj, what, client=self._reduction_client(obj), **options)
+
+    def _reduction_client(self, obj: File | Dataset) -> Any:
+        """This object's Dask client for ``obj``'s tasks, or False: in this process."""
+        store_url = obj.store_url if isinstance(obj, Dataset) else self._store_of(obj.dataset)
+        client = self.client if store_url == self.store_url else None
+        return False if client is None else client
+
     def _store_of(self, dataset: Dataset | None) -> str:
         return dataset.store_url if dataset is not None else self.store_url
 

@@ -143,3 +143,23 @@ def test_a_closed_pipe_ends_quietly(store: str) -> None:
     schema = f"{sys.executable} -m skyhook_dask.cli schema demo --store {store} | head -2"
     done = subprocess.run(["bash", "-c", schema], capture_output=True, text=True, timeout=120)
     assert len(done.stdout.splitlines()) == 2 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_hist_prints_the_histogram_and_saves_a_plot(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "ingest", "--store", store, "mu", str(SAMPLE))
+    plot = tmp_path / "jets.png"
+    value, where = "Jet_pt[abs(Jet_eta) < 1]", "count(Jet_pt > 40) >= 1"
+    status, out, _ = run(
+        capsys, "hist", "--store", store, "mu", value, "--bins", "5", "--range", "15", "60",
+        "--where", where, "-o", str(plot),
+    )  # fmt: skip
+    events = uproot.open(SAMPLE)["Events"].arrays(["Jet_pt", "Jet_eta"])
+    selected = events[ak.sum(events.Jet_pt > np.float32(40), axis=1) >= 1]
+    entries = int(ak.count(selected.Jet_pt[abs(selected.Jet_eta) < np.float32(1)]))
+    assert status == 0
+    assert f"{entries} entries ({len(selected)} events selected of {len(events)};" in out
+    assert plot.stat().st_size > 1000
+    status, _, err = run(capsys, "hist", "--store", store, "mu", "MET_pt")
+    assert status == 1 and err.strip() == "error: axis 0: 50 regular bins need a range (low, high)"
