@@ -12,12 +12,14 @@ import hist
 import numpy as np
 import pytest
 import uproot
+from dask.delayed import Delayed
 
 import skyhook_dask
 from skyhook_dask import SkyhookDM
 from skyhook_dask.data import sample_path
 from skyhook_dask.exceptions import QueryError, QuerySyntaxError, QueryTypeError
 from skyhook_dask.runtime.calls import process_metrics
+from skyhook_dask.runtime.reductions import FAN_IN
 
 SAMPLE = sample_path("nano_dimuon.root")
 F32 = np.float32
@@ -129,9 +131,13 @@ def test_bad_expressions_name_the_fault(tmp_path: Any) -> None:
         sk.histogram(file, "1 + 2", bins=2, range=(0, 1))
 
 
-def test_on_dask_workers(client: Any, tmp_path: Any, events: ak.Array) -> None:
+def test_on_dask_workers_with_a_tree_reduction(
+    client: Any, tmp_path: Any, events: ak.Array
+) -> None:
     sk = SkyhookDM().connect(store=str(tmp_path), dask=False)
-    dataset = sk.writeDataset([str(SAMPLE)], "h", object_size=60_000)
+    dataset = sk.writeDataset([str(SAMPLE)], "h", object_size=12_000)
+    objects = len(dataset.files[0].tree("Events").objects)
+    assert objects > FAN_IN  # the partial histograms are added in two levels of tasks
     ours = skyhook_dask.histogram(
         "h", "Muon_pt", bins=10, range=(0, 100), store=str(tmp_path), client=client
     )
@@ -140,7 +146,19 @@ def test_on_dask_workers(client: Any, tmp_path: Any, events: ak.Array) -> None:
     )
     expected.fill(ak.flatten(events.Muon_pt))
     same(ours, expected)
-    assert ours.metadata["objects_scanned"] == len(dataset.files[0].tree("Events").objects) > 1
+    assert ours.metadata["objects_scanned"] == objects
+
+
+def test_histograms_share_one_graph(tmp_path: Any, events: ak.Array) -> None:
+    sk = SkyhookDM().connect(store=str(tmp_path), dask=False)
+    file = sk.writeDataset([str(SAMPLE)], "h", object_size=12_000).files[0]
+    options = {"bins": 10, "range": (0, 100), "client": False, "compute": False}
+    lazy = [skyhook_dask.histogram(file, v, **options) for v in ("MET_pt", "Jet_pt")]
+    assert all(isinstance(h, Delayed) for h in lazy)
+    met, jets = dask.compute(*lazy)
+    for ours, values in ((met, events.MET_pt), (jets, ak.flatten(events.Jet_pt))):
+        assert np.array_equal(ours.view(flow=True)[1:-1], np.histogram(values, 10, (0, 100))[0])
+        assert ours.sum(flow=True) == len(values)
 
 
 def test_aggregates_equal_numpy(dimuon_file: tuple[SkyhookDM, Any], events: ak.Array) -> None:

@@ -12,11 +12,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import dask
+
 from ..catalog.model import Dataset, File
 from ..exceptions import ProtocolError, QueryError
 from ..formats.histogram import Axis, Histogram
 from ..query.parser import parse_expression
-from ..runtime.reductions import fill_histogram
+from ..runtime.mappers import OnDask
+from ..runtime.plugin import register_store_plugin
+from ..runtime.reductions import FilledHistogram, fill_histogram, histogram_graph
 from .common import mapper_for, parse, plan_values
 
 __all__ = ["histogram"]
@@ -35,6 +39,7 @@ def histogram(
     store: str | os.PathLike[str] | None = None,
     tree: str = "Events",
     client: Any = None,
+    compute: bool = True,
 ) -> Any:
     """The histogram of ``values`` (one expression, or one per axis, up to three) over the
     events of ``dataset`` where ``where`` holds, filled inside the storage.
@@ -44,12 +49,11 @@ def histogram(
     List values fill one entry per element (per-event values are repeated for each element of
     their event); null values fill nothing; NaN goes to the overflow bin, as in ``hist``.
     The tasks run on the Dask ``client`` (default: the current one, if any; False: none),
-    else here.
-    Returns a ``hist.Hist`` (``Int64`` storage, or ``Weight`` with a weight); its ``metadata``
-    holds what the storage did (objects scanned and skipped, bytes returned).
+    the partial histograms added in a tree of tasks, else here. Returns a ``hist.Hist``
+    (``Int64`` storage, or ``Weight`` with a weight) whose ``metadata`` holds what the storage
+    did (objects scanned and skipped, bytes returned) -- or with ``compute=False`` a
+    ``dask.delayed`` one, so that many histograms share one graph (``dask.compute(h1, h2)``).
     """
-    import hist
-
     texts = [values] if isinstance(values, str) else list(values)
     axes_bins, axes_range = _per_axis(bins, range, len(texts))
     items = [(_AXIS.format(n), parse(t, f"value {t!r}")) for n, t in enumerate(texts)]
@@ -65,16 +69,30 @@ def histogram(
         for n, a in enumerate(spec.axes)
     )
     spec = _histogram(list(axes), bound.get(_WEIGHT))
+    mapper = mapper_for(client, scan.store_url)
+    if not compute or isinstance(mapper, OnDask):
+        graph = dask.delayed(_as_hist, pure=True)(histogram_graph(scan, spec), texts, spec)
+        if not compute:
+            return graph
+        register_store_plugin(mapper.client, scan.store_url)
+        return mapper.client.compute(graph).result()
     label = f"hist-skyhook-{scan.layout.dataset_name}"
-    filled = fill_histogram(scan, spec, mapper_for(client, scan.store_url), label=label)
-    storage = hist.storage.Int64() if weight is None else hist.storage.Weight()
-    hist_axes = [_hist_axis(a, t) for a, t in zip(axes, texts, strict=True)]
+    return _as_hist(fill_histogram(scan, spec, mapper, label=label), texts, spec)
+
+
+def _as_hist(filled: FilledHistogram, texts: list[str], spec: Histogram) -> Any:
+    """The ``hist.Hist`` of a filled histogram, its axes labelled with their values' text."""
+    import hist
+
+    weighted = spec.weight is not None
+    storage = hist.storage.Weight() if weighted else hist.storage.Int64()
+    hist_axes = [_hist_axis(a, t) for a, t in zip(spec.axes, texts, strict=True)]
     result = hist.Hist(*hist_axes, storage=storage)
     view = result.view(flow=True)
-    if weight is None:
-        view[...] = filled.counts
-    else:
+    if weighted:
         view.value, view.variance = filled.sumw, filled.sumw2
+    else:
+        view[...] = filled.counts
     result.metadata = {
         "objects_scanned": filled.objects_scanned,
         "objects_skipped": filled.objects_skipped,

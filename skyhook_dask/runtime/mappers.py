@@ -26,7 +26,7 @@ from .plugin import register_store_plugin, with_store
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["InProcess", "Mapper", "OnDask"]
+__all__ = ["InProcess", "Mapper", "OnDask", "run_task"]
 
 R = TypeVar("R")
 Task = Callable[..., Any]
@@ -72,9 +72,10 @@ class InProcess(Mapper):
             return list(pool.map(lambda args: func(*args), calls))
 
 
-def _task(settings: dict[str, Any], store_url: str, func: Callable[..., R], *args: Any) -> R:
-    # The worker's connection to store_url (reconnected once if the storage went away) serves
-    # every open_store(store_url) the task makes.
+def run_task(settings: dict[str, Any], store_url: str, func: Callable[..., R], *args: Any) -> R:
+    """``func(*args)`` as a task: with the driver's ``skyhook.*`` ``settings``, and the worker's
+    connection to ``store_url`` (reconnected once if the storage went away) serving every
+    ``open_store(store_url)`` it makes (outside a worker: a connection of this process)."""
     with dask.config.set({"skyhook": settings}):
         return with_store(store_url, lambda _store: func(*args))
 
@@ -96,7 +97,7 @@ class OnDask(Mapper):
         futures: list[Future] = []
         try:
             futures = [
-                self.client.submit(_task, settings, store_url, func, *args, key=(prefix, n))
+                self.client.submit(run_task, settings, store_url, func, *args, key=(prefix, n))
                 for n, args in enumerate(calls)
             ]
             if bar:

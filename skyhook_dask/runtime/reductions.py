@@ -16,9 +16,17 @@ from ..formats.histogram import Histogram
 from ..formats.protocol import Aggregate, ScanMetrics, ScanRequest
 from ..plan.plan import ScanPlan
 from .calls import call_object
-from .mappers import InProcess, Mapper
+from .mappers import InProcess, Mapper, run_task
 
-__all__ = ["FilledHistogram", "aggregate_plan", "combine_aggregates", "fill_histogram"]
+__all__ = [
+    "FilledHistogram",
+    "aggregate_plan",
+    "combine_aggregates",
+    "fill_histogram",
+    "histogram_graph",
+]
+
+FAN_IN = 8  # partial histograms added per task of the tree reduction
 
 
 @dataclass
@@ -54,6 +62,61 @@ def fill_histogram(
     return FilledHistogram(None, sumw, sumw2, metrics, scanned, skipped)
 
 
+def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
+    """A ``dask.delayed`` FilledHistogram of ``plan``: one task per object, the partial
+    histograms added up in a tree of tasks (``FAN_IN`` at a time), so many histograms can
+    share one graph and no single task gathers every object's result."""
+    import dask
+
+    settings = dict(dask.config.get("skyhook"))
+    payloads = _payloads(plan, histogram=histogram)
+    url, shape, weighted = plan.store_url, histogram.shape, histogram.weight is not None
+    part = dask.delayed(_histogram_part, pure=True)
+    parts = [
+        part(settings, url, o.name, payloads[o.unfiltered], shape, weighted) for o in plan.objects
+    ]
+    if not parts:
+        parts = [dask.delayed(_empty_part, pure=True)(shape, weighted)]
+    add = dask.delayed(_add_parts, pure=True)
+    while len(parts) > 1:
+        parts = [add(*parts[i : i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
+    scanned, skipped = len(plan.objects), len(plan.skipped)
+    return dask.delayed(_filled, pure=True)(parts[0], weighted, scanned, skipped)
+
+
+_Part = tuple[list[np.ndarray], ScanMetrics]
+
+
+def _histogram_part(
+    settings: dict[str, Any], url: str, name: str, payload: bytes, shape: Any, weighted: bool
+) -> _Part:
+    table, metrics = run_task(settings, url, call_object, url, name, "hist", payload)
+    columns = ("sumw", "sumw2") if weighted else ("count",)
+    return [table.column(c).to_numpy().reshape(shape) for c in columns], metrics
+
+
+def _empty_part(shape: Any, weighted: bool) -> _Part:
+    zeros = [np.zeros(shape), np.zeros(shape)] if weighted else [np.zeros(shape, np.int64)]
+    return zeros, ScanMetrics()
+
+
+def _add_parts(*parts: _Part) -> _Part:
+    arrays = [np.zeros_like(a) for a in parts[0][0]]
+    metrics = ScanMetrics()
+    for part_arrays, part_metrics in parts:
+        metrics.add(part_metrics)
+        for total, array in zip(arrays, part_arrays, strict=True):
+            total += array
+    return arrays, metrics
+
+
+def _filled(total: _Part, weighted: bool, scanned: int, skipped: int) -> FilledHistogram:
+    arrays, metrics = total
+    if weighted:
+        return FilledHistogram(None, arrays[0], arrays[1], metrics, scanned, skipped)
+    return FilledHistogram(arrays[0], None, None, metrics, scanned, skipped)
+
+
 def aggregate_plan(
     plan: ScanPlan,
     aggregates: Sequence[Aggregate],
@@ -84,6 +147,16 @@ def _call_objects(
     for _, part_metrics in parts:
         metrics.add(part_metrics)
     return parts, metrics
+
+
+def _payloads(plan: ScanPlan, **request: Any) -> dict[bool, bytes]:
+    """The request for objects read with the predicate (False) and without it (True)."""
+    return {
+        unfiltered: ScanRequest(
+            predicate=None if unfiltered else plan.predicate, **request
+        ).encode()
+        for unfiltered in (False, True)
+    }
 
 
 def combine_aggregates(partials: Sequence[pa.Table], aggregates: Sequence[Aggregate]) -> list[Any]:
