@@ -290,10 +290,14 @@ def expressions(draw: st.DrawFn, kind: str, depth: int = 3) -> Expr:
     # kind == "bool"
     if leaf:
         return draw(st.just(Column("b")) | st.booleans().map(lambda v: Literal(v, "bool")))
-    choice = draw(st.sampled_from(["compare", "logic", "invert", "reduce", "reduce", "element"]))
+    choice = draw(
+        st.sampled_from(["compare", "logic", "invert", "reduce", "reduce", "element", "coalesce"])
+    )
     if choice == "element":
         index = Literal(draw(st.integers(-3, 3)), "int64")
         return Call("list_element", (draw(sub("jbool")), index))
+    if choice == "coalesce":  # what the binder wraps comparisons of x[i] in
+        return Call("coalesce", (draw(sub("bool")), draw(sub("bool"))))
     if choice == "compare":
         return Call(draw(st.sampled_from(COMPARISONS)), (draw(sub("num")), draw(sub("num"))))
     if choice == "logic":
