@@ -135,6 +135,22 @@ def skim(result: dict[str, Any]) -> str:
     )
 
 
+def adl(result: dict[str, Any]) -> str:
+    if "adl" not in result:
+        return "(no ADL queries measured)"
+    rows = [
+        [r["query"], r["title"], f"{r['entries']:,}", "yes" if r["identical"] else "NO",
+         _ms(r["systems"]["skyhook"]["wall_s"]), _ms(r["systems"]["uproot"]["wall_s"]),
+         f"{r['uproot_over_skyhook_wall']:.2f}x",
+         f"{r['systems']['skyhook']['bytes_from_storage'] / 1024:.1f}",
+         f"{r['systems']['uproot']['bytes_from_storage'] / 1e6:.2f}"]
+        for r in result["adl"]
+    ]  # fmt: skip
+    header = ["query", "histogram of", "entries", "identical", "Skyhook ms", "uproot + hist ms",
+              "uproot / Skyhook", "Skyhook KiB", "uproot MB"]  # fmt: skip
+    return _table(header, rows)
+
+
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     overhead = result["call_overhead"]
@@ -153,6 +169,8 @@ def render(result: dict[str, Any]) -> str:
         throughput(result),
         f"One object call that selects nothing: {overhead['wall_per_call_s'] * 1e3:.2f} ms "
         f"(median of {overhead['calls']} sequential calls).",
+        "ADL queries 1-4, histograms filled in storage against uproot + hist in the client:",
+        adl(result),
         "Object-level skim, in storage against uproot + awkward in the client:",
         skim(result),
         "Dask scaling:",

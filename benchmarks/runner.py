@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .adl import adl
 from .cases import ALL_SYSTEMS, SYSTEMS, Answer
 from .cli_latency import cli_latency
 from .data import (
@@ -258,6 +259,8 @@ def _measure(
     overhead = call_overhead(workload, max(1, min(3, options.repeats)))
     _log(options, "object-level skim")
     skimmed = skim(workload, max(1, min(3, options.repeats)), storage_cpu)
+    _log(options, "ADL queries 1-4 as histograms")
+    adl_records = adl(workload, max(1, min(3, options.repeats)), storage_cpu)
     _log(options, "command-line latency")
     cli = cli_latency(max(1, min(3, options.repeats)))
     scaling = None
@@ -283,6 +286,7 @@ def _measure(
         "scaling": scaling,
         "call_overhead": overhead,
         "skim": skimmed,
+        "adl": adl_records,
         "cli": cli,
         "summary": summarize(cases),
         "profiles": profiles,

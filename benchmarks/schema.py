@@ -212,6 +212,23 @@ RESULT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "adl": {  # results before the ADL section have none
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["query", "value", "entries", "identical", "systems"],
+                "properties": {
+                    "systems": {
+                        "type": "object",
+                        "required": ["skyhook", "uproot"],
+                        "additionalProperties": {
+                            "type": "object",
+                            "required": ["wall_s", "bytes_from_storage"],
+                        },
+                    },
+                },
+            },
+        },
         "cli": {  # results before the command-line section have none
             "type": "object",
             "required": ["help", "ls", "query", "uproot_read", "query_vs_uproot"],

@@ -112,6 +112,17 @@ def _check_result(result: dict[str, Any], objects: list[tuple[int, int, int]]) -
     assert moved["skyhook_pushdown"] > 0
     assert math.isclose(skim["bytes_ratio"], moved["skyhook_pushdown"] / moved["uproot"])
 
+    # ADL Q1-Q4: histograms in storage identical to uproot + hist, a few KiB each.
+    with uproot.open(result["source"]) as f:
+        e = f["Events"].arrays(["MET_pt", "Jet_pt", "Jet_eta"])
+    two_jets = ak.sum(e.Jet_pt > np.float32(40), axis=1) >= 2
+    entries = [len(e), ak.count(e.Jet_pt), ak.count(central), int(ak.sum(two_jets))]
+    assert [r["query"] for r in result["adl"]] == ["Q1", "Q2", "Q3", "Q4"]
+    for record, expected_entries in zip(result["adl"], entries, strict=True):
+        assert record["identical"], record["query"]
+        assert record["entries"] == expected_entries > 0, record["query"]
+        assert record["systems"]["skyhook"]["bytes_from_storage"] < 64 * 1024, record["query"]
+
     summary = result["summary"]
     assert (summary["selectivity"], summary["n_columns"]) == (0.01, 3)
     assert summary["all_answers_agree"]
