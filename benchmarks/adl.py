@@ -1,6 +1,8 @@
 """ADL benchmark queries 1-4 (the IRIS-HEP analysis-description-language benchmarks) as
 histograms filled inside the storage, against uproot + hist filling the same histogram in the
 client. Every histogram must be identical, bin for bin (flow bins included), before it is timed.
+Part of every ``run.py`` result (``adl``); alone: ``python benchmarks/adl.py [--events N]``
+writes ``results/adl.json`` (exit status 1 if any histogram differs).
 
 * Q1: missing transverse energy of every event;
 * Q2: transverse momentum of every jet;
@@ -10,10 +12,19 @@ client. Every histogram must be identical, bin for bin (flow bins included), bef
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "benchmarks"
 
 import awkward as ak
 import hist
@@ -46,7 +57,7 @@ QUERIES = (
              lambda e: e.MET_pt),
     AdlQuery("Q2", "pT of every jet", "Jet_pt", 100, 15, 60, None, ("Jet_pt",),
              lambda e: ak.flatten(e.Jet_pt)),
-    AdlQuery("Q3", "pT of the jets with |eta| < 1", "Jet_pt[abs(Jet_eta) < 1]", 100, 15, 60,
+    AdlQuery("Q3", "pT of the jets with abs(eta) < 1", "Jet_pt[abs(Jet_eta) < 1]", 100, 15, 60,
              None, ("Jet_pt", "Jet_eta"),
              lambda e: ak.flatten(e.Jet_pt[abs(e.Jet_eta) < F32(1)])),
     AdlQuery("Q4", "MET of events with >= 2 jets of pT > 40", "MET_pt", 100, 0, 200,
@@ -103,3 +114,44 @@ def adl(workload: Workload, repeats: int, storage_cpu: StorageCpu) -> list[dict[
             }
         )
     return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data import prepare
+    from .measure import machine_info
+    from .runner import RESULTS_DIR, _store, options_for
+
+    about = "ADL queries 1-4: in-storage histograms against uproot + hist (benchmarks/README.md)"
+    parser = argparse.ArgumentParser(description=about)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--object-size", type=int, default=64 * 2**20, help="bytes")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--store", help="store URL instead of a fresh Ceph dev cluster")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "adl.json")
+    args = parser.parse_args(argv)
+    options = options_for("full", events=args.events, object_size=args.object_size,
+                          repeats=args.repeats, store=args.store)  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="skyhook-adl-") as tmp,
+        _store(options, Path(tmp)) as store_url,
+    ):
+        workload = prepare(
+            options.data_dir, Path(tmp), store_url, events=options.events, seed=options.seed,
+            extra_branches=options.extra_branches, object_size=options.object_size,
+        )  # fmt: skip
+        records = adl(workload, options.repeats, StorageCpu.for_store(store_url))
+        result = {
+            "events": workload.events, "objects": len(workload.tree.objects),
+            "object_size": options.object_size, "repeats": options.repeats, "store": store_url,
+            "machine": machine_info(), "adl": records,
+        }  # fmt: skip
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for r in records:
+        print(f"{r['query']}: {r['entries']:,} entries, identical={r['identical']}, "
+              f"uproot/Skyhook {r['uproot_over_skyhook_wall']:.2f}x, "
+              f"{r['systems']['skyhook']['bytes_from_storage']:,} bytes returned")  # fmt: skip
+    return 0 if all(r["identical"] for r in records) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
