@@ -47,19 +47,11 @@ def fill_histogram(
 ) -> FilledHistogram:
     """The histogram of ``plan``'s selected rows (its predicate; objects its statistics
     exclude are not read, those it proves wholly selected are read without it)."""
-    parts, metrics = _call_objects(plan, "hist", mapper, label, histogram=histogram)
-    shape = histogram.shape
-    scanned, skipped = len(plan.objects), len(plan.skipped)
-    if histogram.weight is None:
-        counts = np.zeros(shape, dtype=np.int64)
-        for table, _ in parts:
-            counts += table.column("count").to_numpy().reshape(shape)
-        return FilledHistogram(counts, None, None, metrics, scanned, skipped)
-    sumw, sumw2 = np.zeros(shape), np.zeros(shape)
-    for table, _ in parts:
-        sumw += table.column("sumw").to_numpy().reshape(shape)
-        sumw2 += table.column("sumw2").to_numpy().reshape(shape)
-    return FilledHistogram(None, sumw, sumw2, metrics, scanned, skipped)
+    parts, _ = _call_objects(plan, "hist", mapper, label, histogram=histogram)
+    shape, weighted = histogram.shape, histogram.weight is not None
+    partials = [_as_part(table, metrics, shape, weighted) for table, metrics in parts]
+    total = _add_parts(*partials) if partials else _empty_part(shape, weighted)
+    return _filled(total, weighted, len(plan.objects), len(plan.skipped))
 
 
 def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
@@ -91,6 +83,11 @@ def _histogram_part(
     settings: dict[str, Any], url: str, name: str, payload: bytes, shape: Any, weighted: bool
 ) -> _Part:
     table, metrics = run_task(settings, url, call_object, url, name, "hist", payload)
+    return _as_part(table, metrics, shape, weighted)
+
+
+def _as_part(table: pa.Table, metrics: ScanMetrics, shape: Any, weighted: bool) -> _Part:
+    """One object's result as arrays shaped like the histogram."""
     columns = ("sumw", "sumw2") if weighted else ("count",)
     return [table.column(c).to_numpy().reshape(shape) for c in columns], metrics
 
