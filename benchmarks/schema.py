@@ -164,6 +164,16 @@ _summary = {
     },
 }
 
+
+def _side_by_side(*systems: str) -> dict[str, Any]:
+    """Measurements of ``systems`` on one task: wall time and bytes from storage each."""
+    return {
+        "type": "object",
+        "required": list(systems),
+        "additionalProperties": {"type": "object", "required": ["wall_s", "bytes_from_storage"]},
+    }
+
+
 RESULT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "skyhook_dask benchmark result",
@@ -201,32 +211,14 @@ RESULT_SCHEMA: dict[str, Any] = {
         "skim": {  # results before the skimming case have none
             "type": "object",
             "required": ["query", "agrees", "systems", "wall_ratio", "bytes_ratio"],
-            "properties": {
-                "systems": {
-                    "type": "object",
-                    "required": ["skyhook_pushdown", "uproot"],
-                    "additionalProperties": {
-                        "type": "object",
-                        "required": ["wall_s", "wall_samples", "bytes_from_storage"],
-                    },
-                },
-            },
+            "properties": {"systems": _side_by_side("skyhook_pushdown", "uproot")},
         },
         "adl": {  # results before the ADL section have none
             "type": "array",
             "items": {
                 "type": "object",
                 "required": ["query", "value", "entries", "identical", "systems"],
-                "properties": {
-                    "systems": {
-                        "type": "object",
-                        "required": ["skyhook", "uproot"],
-                        "additionalProperties": {
-                            "type": "object",
-                            "required": ["wall_s", "bytes_from_storage"],
-                        },
-                    },
-                },
+                "properties": {"systems": _side_by_side("skyhook", "uproot")},
             },
         },
         "cli": {  # results before the command-line section have none
