@@ -10,7 +10,7 @@ import pytest
 import uproot
 
 from skyhook_dask.cli import main
-from skyhook_dask.ingest.generate import COLLECTIONS, generate_nanoaod
+from skyhook_dask.ingest.generate import COLLECTIONS, Z_FRACTION, Z_MASS, generate_nanoaod
 
 N = 20_000
 
@@ -57,15 +57,31 @@ def test_values_are_physical(generated: Path) -> None:
     for name, mean, eta_max, _mass, pt_min, _scale in COLLECTIONS:
         counts = ak.to_numpy(events[f"n{name}"])
         np.testing.assert_array_equal(counts, ak.to_numpy(ak.num(events[f"{name}_pt"])))
-        # Poisson multiplicities: mean and variance both near the mean
-        assert abs(counts.mean() - mean) < 5 * np.sqrt(mean / N)
-        assert abs(counts.var() / mean - 1) < 0.1
+        # Poisson multiplicities, plus a Z's pair of muons in a fraction of the events
+        extra = 2 * Z_FRACTION if name == "Muon" else 0.0
+        extra_var = 4 * Z_FRACTION * (1 - Z_FRACTION) if name == "Muon" else 0.0
+        assert abs(counts.mean() - mean - extra) < 5 * np.sqrt((mean + extra_var) / N)
+        assert abs(counts.var() / (mean + extra_var) - 1) < 0.1
         assert ak.min(events[f"{name}_pt"]) >= pt_min
         assert ak.max(abs(events[f"{name}_eta"])) <= eta_max
     charges = ak.flatten(events.Muon_charge)
     assert set(np.unique(ak.to_numpy(charges))) == {-1, 1}
     assert runs.genEventCount.tolist() == [N]
     assert runs.genEventSumw[0] == pytest.approx(float(ak.sum(events.genWeight)))
+
+
+def test_z_peak(generated: Path) -> None:
+    """Opposite-charge dimuon masses peak at the Z: about Z_FRACTION of the events put a pair
+    within 3 GeV of it, over a combinatorial background three times lower per GeV."""
+    with uproot.open(generated) as root:
+        m = root["Events"].arrays(["Muon_pt", "Muon_eta", "Muon_phi", "Muon_charge"])
+    a, b = ak.unzip(ak.argcombinations(m.Muon_pt, 2))  # index pairs
+    pt, eta, phi = (ak.values_astype(m[f"Muon_{v}"], np.float64) for v in ("pt", "eta", "phi"))
+    mass = np.sqrt(2 * pt[a] * pt[b] * (np.cosh(eta[a] - eta[b]) - np.cos(phi[a] - phi[b])))
+    mass = ak.flatten(mass[m.Muon_charge[a] != m.Muon_charge[b]]).to_numpy()
+    counts, _ = np.histogram(mass, bins=[60, 70, Z_MASS - 3, Z_MASS + 3, 120])
+    assert 0.7 * Z_FRACTION * N < counts[2] < 1.1 * Z_FRACTION * N
+    assert counts[2] / 6 > 3 * counts[0] / 10  # per GeV: the peak over the side band
 
 
 def test_deterministic(tmp_path: Path, generated: Path) -> None:

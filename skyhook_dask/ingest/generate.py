@@ -3,7 +3,9 @@
 ``generate_nanoaod(path, n_events)`` writes a TTree ``Events`` shaped like CMS NanoAOD:
 ``run``/``luminosityBlock``/``event``, flat floats, ints and ``HLT_*``/``Flag_*`` bools, and
 jagged ``Muon_*``, ``Electron_*`` and ``Jet_*`` collections with their ``nMuon``/``nElectron``/
-``nJet`` counters and Poisson multiplicities; plus a one-entry ``Runs`` tree. Events are made
+``nJet`` counters and Poisson multiplicities; plus a one-entry ``Runs`` tree. A fraction
+``Z_FRACTION`` of events also carry a Z boson decayed to an opposite-charge muon pair (a
+Breit-Wigner mass peak at 91.2 GeV), so dimuon analyses find a resonance. Events are made
 and written in chunks of ``events_per_basket``, so memory stays bounded for any ``n_events``.
 The same arguments always give the same values (each chunk has its own seeded generator).
 ``rntuple=True`` writes the same columns, values and order as RNTuples instead of TTrees.
@@ -34,6 +36,9 @@ COLLECTIONS = (
     ("Electron", 1.0, 2.5, 0.000511, 5.0, 25.0),
     ("Jet", 4.5, 4.7, None, 15.0, 40.0),
 )
+Z_FRACTION = 0.08
+Z_MASS, Z_WIDTH = 91.1876, 2.4952
+Z_MASS_RANGE = (50.0, 150.0)  # the Breit-Wigner is truncated here
 
 
 def _types(n_extra: int) -> dict[str, Any]:
@@ -111,6 +116,41 @@ def _collection(rng: np.random.Generator, n: int, spec: tuple[Any, ...]) -> ak.A
     return ak.unflatten(ak.zip(fields), counts)
 
 
+def _z_muons(rng: np.random.Generator, n: int, muons: ak.Array) -> ak.Array:
+    """``muons`` with a Z -> mu mu pair put first in a fraction ``Z_FRACTION`` of the events.
+    The pair's mass is drawn from a truncated Breit-Wigner; the second muon's pT is the one
+    that gives that mass (muons are nearly massless: m^2 = 2 pT1 pT2 (cosh deta - cos dphi))."""
+    has_z = rng.random(n) < Z_FRACTION
+    k = int(has_z.sum())
+    low, high = (np.arctan((m - Z_MASS) / (Z_WIDTH / 2)) for m in Z_MASS_RANGE)
+    mass = Z_MASS + Z_WIDTH / 2 * np.tan(rng.uniform(low, high, k))
+    pt1 = 25.0 + rng.exponential(15.0, k)
+    eta1 = rng.uniform(-2.1, 2.1, k)
+    eta2 = np.clip(eta1 + rng.normal(0.0, 0.8, k), -2.4, 2.4)
+    phi1 = rng.uniform(-np.pi, np.pi, k)
+    dphi = np.pi + rng.normal(0.0, 0.3, k)  # nearly back to back
+    phi2 = np.angle(np.exp(1j * (phi1 + dphi)))  # wrapped into [-pi, pi]
+    pt2 = np.maximum(mass**2 / (2 * pt1 * (np.cosh(eta2 - eta1) - np.cos(dphi))), 3.0)
+    charge = rng.choice(np.array([-1, 1], dtype=np.int32), k)
+
+    def f32(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return np.stack([first, second], axis=1).ravel().astype(np.float32)
+
+    pair = {
+        "pt": f32(pt1, pt2),
+        "eta": f32(eta1, eta2),
+        "phi": f32(phi1, phi2),
+        "mass": np.full(2 * k, 0.10566, dtype=np.float32),
+        "charge": np.stack([charge, -charge], axis=1).ravel(),
+        "dxy": rng.normal(0.0, 0.01, 2 * k).astype(np.float32),
+        "dz": rng.normal(0.0, 0.03, 2 * k).astype(np.float32),
+        "tightId": np.ones(2 * k, dtype=np.bool_),
+        "pfRelIso04_all": rng.exponential(0.05, 2 * k).astype(np.float32),
+    }
+    pairs = ak.unflatten(ak.zip(pair), np.where(has_z, 2, 0))
+    return ak.concatenate([pairs, muons], axis=1)
+
+
 def make_events(seed: int, chunk: int, first_event: int, n: int, n_extra: int) -> dict[str, Any]:
     """Events ``[first_event, first_event + n)``, from a generator seeded by (seed, chunk)."""
     rng = np.random.default_rng([seed, chunk])
@@ -141,6 +181,8 @@ def make_events(seed: int, chunk: int, first_event: int, n: int, n_extra: int) -
         data[f"Flag_{flag}"] = rng.random(n) < 0.995
     for spec in COLLECTIONS:
         data[spec[0]] = _collection(rng, n, spec)
+    # its own stream: the Z leaves every other column as it was without it
+    data["Muon"] = _z_muons(np.random.default_rng([seed, chunk, 1]), n, data["Muon"])
     for i in range(n_extra):
         kind = i % 3
         if kind == 0:
