@@ -222,7 +222,8 @@ def test_same_output_as_coffea_runner(
     assert report.chunks == report.objects == len(objects)
     # Only the branches coffea loads from the ROOT files, each once per chunk...
     assert report.fetched == sorted(reference.columns(name))
-    assert report.calls == report.chunks * len(report.columns)
+    # one call per column at most; fewer once earlier chunks have shown which columns are used
+    assert report.chunks <= report.calls <= report.chunks * len(report.columns)
     # ...which is a small part of the objects.
     assert 0 < report.bytes_returned * 20 < report.object_bytes
 
@@ -241,6 +242,38 @@ def test_runner_call_form_with_fileset(local_store: tuple[str, str]) -> None:
     assert_same(output, expected)
     assert set(output["cutflow"]) == {"DY", "Dimuon"}
     assert report.chunks == len(objects_of(url, name))
+
+
+@pytest.mark.parametrize("preselect", [None, "nMuon >= 1"])
+def test_later_chunks_fetch_the_used_columns_in_one_call(
+    local_store: tuple[str, str], preselect: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first chunk fetches each column as the processor touches it (and counts the
+    preselected events); every later chunk of the same processor fetches those columns in one
+    call, with the same output and the same bytes per column."""
+    from skyhook_dask.coffea import chunks
+
+    url, name = local_store
+
+    def run(learn: bool) -> tuple[Any, Any]:
+        with monkeypatch.context() as patch:
+            patch.setattr(chunks, "_TOUCHED", chunks.OrderedDict())
+            if not learn:
+                patch.setattr(chunks, "_learn", lambda key, columns: None)
+            return skyhook_coffea.run(
+                DimuonProcessor(), name, store=url, preselect=preselect, report=True,
+                executor=processor.IterativeExecutor(status=False),
+            )  # fmt: skip
+
+    lazy, lazy_report = run(learn=False)
+    output, report = run(learn=True)
+    assert_same(output, lazy)
+    assert report.fetched == lazy_report.fetched and report.chunks == lazy_report.chunks > 2
+    count_call = preselect is not None
+    assert lazy_report.calls == report.chunks * (len(report.columns) + count_call)
+    assert report.calls == len(report.columns) + count_call + report.chunks - 1
+    assert report.rows_out == lazy_report.rows_out
+    assert report.bytes_returned <= lazy_report.bytes_returned
 
 
 def test_metadata_as_coffea_sets_it(local_store: tuple[str, str]) -> None:

@@ -10,10 +10,12 @@ chunk's lazy NanoEvents (:mod:`skyhook_dask.coffea.mapping`), runs the processor
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -289,6 +291,26 @@ def describe(item: SkyhookWorkItem) -> str:
     )
 
 
+# Columns each processor touched in earlier chunks run by this process, by the processor's
+# pickle and tree: later chunks fetch them in one call instead of one call per column.
+_TOUCHED: OrderedDict[tuple[bytes, str], frozenset[str]] = OrderedDict()
+_TOUCHED_KEEP = 32
+
+
+def _learned(key: tuple[bytes, str]) -> frozenset[str]:
+    columns = _TOUCHED.get(key, frozenset())
+    if columns:
+        _TOUCHED.move_to_end(key)
+    return columns
+
+
+def _learn(key: tuple[bytes, str], columns: Iterable[str]) -> None:
+    _TOUCHED[key] = _TOUCHED.get(key, frozenset()) | frozenset(columns)
+    _TOUCHED.move_to_end(key)
+    while len(_TOUCHED) > _TOUCHED_KEEP:
+        _TOUCHED.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class ChunkProcessor:
     """The function each chunk runs (in this process, a pool process or a Dask worker).
@@ -321,6 +343,8 @@ class ChunkProcessor:
             self.strict,
         )
         columns = ChunkColumns(spec, _schema(text))
+        touched = (hashlib.blake2b(payload.processor, digest_size=16).digest(), item.treename)
+        columns.prefetch(_learned(touched))
         metadata = {
             "dataset": item.dataset,
             "filename": item.filename,
@@ -347,6 +371,7 @@ class ChunkProcessor:
         except Exception as exc:
             exc.add_note(f"while processing {describe(item)}")
             raise
+        _learn(touched, columns.fetched)
         if out is None:
             raise ValueError(
                 f"the processor returned None for {describe(item)}; process() must return an "

@@ -5,7 +5,8 @@ treename="Events", processor_instance=processor)`` gives over the original ROOT 
 reads the ingested objects: one chunk per object (or ``chunks_per_object`` parts of one), each
 processed as NanoEvents whose columns are fetched only when the processor first touches them --
 one ``scan`` call on the object per column, that column alone, with the preselection evaluated
-inside the storage (:mod:`skyhook_dask.coffea.mapping`).
+inside the storage (:mod:`skyhook_dask.coffea.mapping`). Later chunks run by the same process
+fetch the columns the processor touched before in a single call.
 
 The chunks (:mod:`skyhook_dask.coffea.chunks`) go through coffea's executors the way
 ``Runner`` drives them: ``executor(items, function, accumulator)`` with a picklable function

@@ -9,11 +9,14 @@ cross-references, four-vectors). :class:`SkyhookSourceMapping` serves every ``!l
 :class:`ChunkColumns`, which fetches a column with one ``scan`` call on the object -- that
 column alone, with the chunk's predicate (preselection and event range) evaluated in the
 storage -- the first time a buffer of it is needed, and keeps it for the chunk's other buffers.
+Columns known to be needed (those earlier chunks of the same processor touched) are fetched
+together beforehand, in one call (:meth:`ChunkColumns.prefetch`).
 Jagged branches arrive as Arrow list columns and become ``ListOffsetArray`` s directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +204,26 @@ class ChunkColumns:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.schema.get_field_index(name) >= 0
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Fetch ``names`` (those the chunk has and not yet fetched) in one ``scan`` call; its
+        length also gives :attr:`rows`, so no count call is needed."""
+        wanted = tuple(sorted(n for n in set(names) if n in self and n not in self._arrays))
+        if not wanted or self.spec.object_name is None:
+            return
+        request = ScanRequest(wanted, self.spec.predicate, (), self.spec.compression)
+        table, metrics = self._call("scan", request)
+        if self._rows is not None and table.num_rows != self._rows:
+            raise SchemaError(
+                f"{self.where()} returned {table.num_rows} rows, expected {self._rows}"
+            )
+        self._rows = table.num_rows
+        total = max(1, sum(table.column(n).nbytes for n in wanted))
+        for name in wanted:  # the call's bytes, shared out by the columns' sizes
+            chunk = table.column(name).combine_chunks()
+            share = metrics.bytes_returned * chunk.nbytes // total
+            self.fetched[name] = self.fetched.get(name, 0) + share
+            self._arrays[name] = ak.Array(to_layout(chunk, self.where(name)))
 
     def column(self, name: str) -> ak.Array:
         array = self._arrays.get(name)
