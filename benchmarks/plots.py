@@ -1,5 +1,5 @@
 """PNG plots of a benchmark result: wall time and bytes moved against selectivity (one panel per
-column set, one line per system), and Dask scaling.
+column set, one line per system), Dask scaling, and the ADL queries' wall times.
 
 ``python benchmarks/plots.py results/full.json --out results/`` redraws them from a JSON file.
 """
@@ -97,6 +97,35 @@ def _scaling(result: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+ADL_SYSTEMS = {
+    "skyhook": ("tab:blue", "Skyhook (histogram in OSD; coffea executor for Q5-Q8)"),
+    "coffea": ("tab:orange", "coffea Runner (ROOT file)"),
+    "uproot": ("tab:green", "uproot + awkward + hist (ROOT file)"),
+}
+
+
+def adl_plot(result: dict[str, Any], path: Path) -> Path | None:
+    """Median wall time of each ADL query, one bar per system (none without ADL records)."""
+    records = result.get("adl") or []
+    if not records:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(ADL_SYSTEMS)
+    for i, (system, (color, label)) in enumerate(ADL_SYSTEMS.items()):
+        xs = [q for q, r in enumerate(records) if system in r["systems"]]
+        walls = [records[q]["systems"][system]["wall_s"] * 1e3 for q in xs]
+        ax.bar([x + (i - 1) * width for x in xs], walls, width, color=color, label=label)
+    ax.set_xticks(range(len(records)), [r["query"] for r in records])
+    ax.set_yscale("log")
+    ax.set_ylabel("wall time, median (ms)")
+    ax.set_title(f"ADL benchmark queries, {result['events']:,} events")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def make_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write the plots of ``result`` into ``out_dir``; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +136,9 @@ def make_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         _panels(result, "bytes_from_storage", "bytes from storage to client", "Bytes moved",
                 out_dir / f"{name}-bytes-vs-selectivity.png"),
     ]  # fmt: skip
-    scaling = _scaling(result, out_dir / f"{name}-scaling.png")
-    return written + ([scaling] if scaling else [])
+    extra = [_scaling(result, out_dir / f"{name}-scaling.png"),
+             adl_plot(result, out_dir / f"{name}-adl.png")]  # fmt: skip
+    return written + [path for path in extra if path]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

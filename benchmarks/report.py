@@ -138,16 +138,24 @@ def skim(result: dict[str, Any]) -> str:
 def adl(result: dict[str, Any]) -> str:
     if "adl" not in result:
         return "(no ADL queries measured)"
+
+    def wall(r: dict[str, Any], system: str) -> str:
+        return _ms(r["systems"][system]["wall_s"]) if system in r["systems"] else ""
+
+    def ratio(r: dict[str, Any], system: str) -> str:
+        value = r.get(f"{system}_over_skyhook_wall")
+        return f"{value:.2f}x" if value is not None else ""
+
     rows = [
         [r["query"], r["title"], f"{r['entries']:,}", "yes" if r["identical"] else "NO",
-         _ms(r["systems"]["skyhook"]["wall_s"]), _ms(r["systems"]["uproot"]["wall_s"]),
-         f"{r['uproot_over_skyhook_wall']:.2f}x",
-         f"{r['systems']['skyhook']['bytes_from_storage'] / 1024:.1f}",
+         wall(r, "skyhook"), wall(r, "coffea"), wall(r, "uproot"), ratio(r, "coffea"),
+         ratio(r, "uproot"), f"{r['systems']['skyhook']['bytes_from_storage'] / 1024:.1f}",
          f"{r['systems']['uproot']['bytes_from_storage'] / 1e6:.2f}"]
         for r in result["adl"]
     ]  # fmt: skip
-    header = ["query", "histogram of", "entries", "identical", "Skyhook ms", "uproot + hist ms",
-              "uproot / Skyhook", "Skyhook KiB", "uproot MB"]  # fmt: skip
+    header = ["query", "histogram of", "entries", "identical", "Skyhook ms", "coffea Runner ms",
+              "uproot ms", "coffea / Skyhook", "uproot / Skyhook", "Skyhook KiB",
+              "uproot MB"]  # fmt: skip
     return _table(header, rows)
 
 
