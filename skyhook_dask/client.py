@@ -192,7 +192,7 @@ class SkyhookDM:
             rows_in=result.metadata["rows_in"],
             rows_out=result.metadata["rows_selected"],
             bytes_returned=result.metadata["bytes_returned"],
-            calls=result.metadata["objects_scanned"],
+            calls=result.metadata["objects_scanned"] - result.metadata["objects_from_statistics"],
         )
         return result
 

@@ -89,6 +89,39 @@ def test_nan_goes_to_overflow_and_per_event_values(
     assert ours.view(flow=True)[-1] > 0  # the NaN of every event below 30
 
 
+def test_objects_answered_by_their_statistics(
+    dimuon_file: tuple[SkyhookDM, Any], events: ak.Array
+) -> None:
+    """Each object whose statistics put every value of the column in one cell is answered
+    without a call; the others are filled in the storage; the sum equals ``hist``."""
+    sk, file = dimuon_file
+    objects = file.tree("Events").objects
+    assert len(objects) >= 4
+    first, last = int(events.event[0]), int(events.event[-1])
+    # one bin per two objects' events: most objects lie within a bin, some straddle an edge
+    bins = (len(objects) + 1) // 2
+    axis = {"bins": bins, "range": (first, last + 1)}
+    calls = process_metrics().calls
+    with dask.config.set({"skyhook.strict": True}):
+        ours = sk.histogram(file, "event", **axis)
+        calls = process_metrics().calls - calls
+        again = sk.histogram(file, "event", where="nMuon >= 0", **axis)
+        filtered = sk.histogram(file, "event", where="nMuon > 1", **axis)
+    expected = hist.Hist(hist.axis.Regular(bins, first, last + 1, label="event"))
+    expected = hist.Hist(*expected.axes, storage=hist.storage.Int64()).fill(events.event)
+    same(ours, expected)
+    same(again, expected)  # a where every object's statistics prove true: read whole
+    known = ours.metadata["objects_from_statistics"]
+    assert 0 < known < len(objects) == ours.metadata["objects_scanned"]
+    assert again.metadata["objects_from_statistics"] == known
+    assert calls == len(objects) - known  # no call for the objects answered
+    assert ours.metadata["rows_in"] == len(events)
+    # With a predicate to evaluate, every object is filled in the storage.
+    expected = hist.Hist(*expected.axes, storage=hist.storage.Int64())
+    same(filtered, expected.fill(events.event[events.nMuon > 1]))
+    assert filtered.metadata["objects_from_statistics"] == 0
+
+
 def test_lists_of_two_collections_name_both(dimuon_file: tuple[SkyhookDM, Any]) -> None:
     sk, file = dimuon_file
     strict = dask.config.set({"skyhook.strict": True})

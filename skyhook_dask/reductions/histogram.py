@@ -51,8 +51,9 @@ def histogram(
     The tasks run on the Dask ``client`` (default: the current one, if any; False: none),
     the partial histograms added in a tree of tasks, else here. Returns a ``hist.Hist``
     (``Int64`` storage, or ``Weight`` with a weight) whose ``metadata`` holds what the storage
-    did (objects scanned and skipped, bytes returned) -- or with ``compute=False`` a
-    ``dask.delayed`` one, so that many histograms share one graph (``dask.compute(h1, h2)``).
+    did (objects scanned, skipped, answered by statistics; bytes returned) -- or with
+    ``compute=False`` a ``dask.delayed`` one, so that many histograms share one graph
+    (``dask.compute(h1, h2)``).
     """
     texts = [values] if isinstance(values, str) else list(values)
     axes_bins, axes_range = _per_axis(bins, range, len(texts))
@@ -96,6 +97,7 @@ def _as_hist(filled: FilledHistogram, texts: list[str], spec: Histogram) -> Any:
     result.metadata = {
         "objects_scanned": filled.objects_scanned,
         "objects_skipped": filled.objects_skipped,
+        "objects_from_statistics": filled.objects_from_statistics,
         "bytes_returned": filled.metrics.bytes_returned,
         "rows_in": filled.metrics.rows_in,
         "rows_selected": filled.metrics.rows_out,

@@ -1,6 +1,11 @@
 """Reductions over a plan's objects: one ``skyhook.hist`` or ``skyhook.aggregate`` call per
 object, over a mapper (here or on Dask), the partial results combined here: histogram counts
-exactly, weight sums in object order; aggregates as protocol.py says."""
+exactly, weight sums in object order; aggregates as protocol.py says.
+
+An unweighted 1-D histogram of a plain numeric column is answered without a call for each object
+read without a predicate whose statistics put the column's minimum and maximum in one cell:
+binning is monotonic, so every value is in that cell, and the count is the rows less the nulls.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ import pyarrow.compute as pc
 
 from ..formats.histogram import Histogram
 from ..formats.protocol import Aggregate, ScanMetrics, ScanRequest
-from ..plan.plan import ScanPlan
+from ..plan.plan import PlannedObject, ScanPlan
+from ..query.expr import Column
 from .calls import call_object
 from .mappers import InProcess, Mapper, run_task
 
@@ -40,6 +46,7 @@ class FilledHistogram:
     metrics: ScanMetrics
     objects_scanned: int
     objects_skipped: int
+    objects_from_statistics: int = 0  # of those scanned: answered by their statistics alone
 
 
 def fill_histogram(
@@ -47,11 +54,13 @@ def fill_histogram(
 ) -> FilledHistogram:
     """The histogram of ``plan``'s selected rows (its predicate; objects its statistics
     exclude are not read, those it proves wholly selected are read without it)."""
-    parts, _ = _call_objects(plan, "hist", mapper, label, histogram=histogram)
+    known, called = _from_statistics(plan, histogram)
+    parts, _ = _call_objects(plan, "hist", mapper, label, called, histogram=histogram)
     shape, weighted = histogram.shape, histogram.weight is not None
     partials = [_as_part(table, metrics, shape, weighted) for table, metrics in parts]
+    partials += list(known.values())
     total = _add_parts(*partials) if partials else _empty_part(shape, weighted)
-    return _filled(total, weighted, len(plan.objects), len(plan.skipped))
+    return _filled(total, weighted, len(plan.objects), len(plan.skipped), len(known))
 
 
 def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
@@ -63,17 +72,48 @@ def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
     settings = dict(dask.config.get("skyhook"))
     payloads = _payloads(plan, histogram=histogram)
     url, shape, weighted = plan.store_url, histogram.shape, histogram.weight is not None
+    known, called = _from_statistics(plan, histogram)
     part = dask.delayed(_histogram_part, pure=True)
-    parts = [
-        part(settings, url, o.name, payloads[o.unfiltered], shape, weighted) for o in plan.objects
-    ]
-    if not parts:
-        parts = [dask.delayed(_empty_part, pure=True)(shape, weighted)]
+    parts = [part(settings, url, o.name, payloads[o.unfiltered], shape, weighted) for o in called]
+    if known or not parts:  # the histogram of the objects answered by their statistics
+        parts.append(_add_parts(*known.values()) if known else _empty_part(shape, weighted))
     add = dask.delayed(_add_parts, pure=True)
     while len(parts) > 1:
         parts = [add(*parts[i : i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
-    scanned, skipped = len(plan.objects), len(plan.skipped)
-    return dask.delayed(_filled, pure=True)(parts[0], weighted, scanned, skipped)
+    counts = (len(plan.objects), len(plan.skipped), len(known))
+    return dask.delayed(_filled, pure=True)(parts[0], weighted, *counts)
+
+
+def _from_statistics(
+    plan: ScanPlan, histogram: Histogram
+) -> tuple[dict[str, _Part], list[PlannedObject]]:
+    """The partial histograms of the objects whose statistics answer them (by object name),
+    and the objects left to call."""
+    axis = histogram.axes[0]
+    column = axis.value.name if isinstance(axis.value, Column) else None
+    field = plan.layout.schema.field(column) if column in plan.layout.schema.names else None
+    if (
+        len(histogram.axes) > 1
+        or histogram.weight is not None
+        or field is None
+        or not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type))
+    ):
+        return {}, list(plan.objects)
+    known: dict[str, _Part] = {}
+    called = []
+    for obj in plan.objects:
+        stats = plan.layout.stats[obj.name].get(column, {})
+        read_whole = plan.predicate is None or obj.unfiltered
+        if read_whole and "min" in stats and column not in plan.layout.missing[obj.file]:
+            low, high = axis.cells(np.array([stats["min"], stats["max"]], dtype=np.float64))
+            if low == high:
+                counts = np.zeros(histogram.shape, dtype=np.int64)
+                counts[low] = obj.rows - stats["nulls"]
+                metrics = ScanMetrics(rows_in=obj.rows, rows_out=obj.rows)
+                known[obj.name] = ([counts], metrics)
+                continue
+        called.append(obj)
+    return known, called
 
 
 _Part = tuple[list[np.ndarray], ScanMetrics]
@@ -107,11 +147,14 @@ def _add_parts(*parts: _Part) -> _Part:
     return arrays, metrics
 
 
-def _filled(total: _Part, weighted: bool, scanned: int, skipped: int) -> FilledHistogram:
+def _filled(
+    total: _Part, weighted: bool, scanned: int, skipped: int, from_statistics: int = 0
+) -> FilledHistogram:
     arrays, metrics = total
+    counts = (scanned, skipped, from_statistics)
     if weighted:
-        return FilledHistogram(None, arrays[0], arrays[1], metrics, scanned, skipped)
-    return FilledHistogram(arrays[0], None, None, metrics, scanned, skipped)
+        return FilledHistogram(None, arrays[0], arrays[1], metrics, *counts)
+    return FilledHistogram(arrays[0], None, None, metrics, *counts)
 
 
 def aggregate_plan(
@@ -122,23 +165,25 @@ def aggregate_plan(
     label: str = "aggregate",
 ) -> tuple[list[Any], ScanMetrics]:
     """Each aggregate over ``plan``'s selected rows, and what the storage did."""
-    parts, metrics = _call_objects(plan, "aggregate", mapper, label, aggregates=tuple(aggregates))
+    parts, metrics = _call_objects(
+        plan, "aggregate", mapper, label, plan.objects, aggregates=tuple(aggregates)
+    )
     return combine_aggregates([table for table, _ in parts], aggregates), metrics
 
 
 def _call_objects(
-    plan: ScanPlan, method: str, mapper: Mapper | None, label: str, **request: Any
+    plan: ScanPlan,
+    method: str,
+    mapper: Mapper | None,
+    label: str,
+    objects: Sequence[PlannedObject],
+    **request: Any,
 ) -> tuple[list[tuple[pa.Table, ScanMetrics]], ScanMetrics]:
-    """``skyhook.<method>`` on every planned object: without the predicate where its
+    """``skyhook.<method>`` on each of ``objects``: without the predicate where its
     statistics prove every row selected."""
-    payloads = {
-        unfiltered: ScanRequest(
-            predicate=None if unfiltered else plan.predicate, **request
-        ).encode()
-        for unfiltered in (False, True)
-    }
+    payloads = _payloads(plan, **request)
     url = plan.store_url
-    arguments = [(url, o.name, method, payloads[o.unfiltered]) for o in plan.objects]
+    arguments = [(url, o.name, method, payloads[o.unfiltered]) for o in objects]
     parts = (mapper or InProcess())(call_object, arguments, store_url=url, label=label)
     metrics = ScanMetrics()
     for _, part_metrics in parts:
