@@ -22,7 +22,7 @@ import uproot
 
 from skyhook_dask.catalog.model import File, TreeInfo
 from skyhook_dask.formats.objects import read_columns
-from skyhook_dask.ingest.generate import generate_nanoaod
+from skyhook_dask.ingest.generate import GENERATOR_VERSION, generate_nanoaod
 from skyhook_dask.ingest.pipeline import write_dataset
 from skyhook_dask.storage import open_store
 
@@ -120,9 +120,11 @@ def default_data_dir() -> Path:
 
 
 def root_file(data_dir: Path, events: int, seed: int, extra_branches: int) -> Path:
-    """The generated input (made once per arguments, then reused: generation is deterministic)."""
+    """The generated input (made once per arguments and generator version, then reused:
+    generation is deterministic)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / f"nanoaod-{events}ev-seed{seed}-x{extra_branches}.root"
+    name = f"nanoaod-v{GENERATOR_VERSION}-{events}ev-seed{seed}-x{extra_branches}.root"
+    path = data_dir / name
     if not path.exists():
         partial = path.with_suffix(f".{os.getpid()}.part")
         generate_nanoaod(partial, events, seed=seed, n_extra_branches=extra_branches)

@@ -23,6 +23,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+# Raised whenever the same arguments give different values, so cached files are remade.
+GENERATOR_VERSION = 2
 EVENTS_PER_LUMI = 1000
 RUN = 1
 HLT_PATHS = (
