@@ -103,6 +103,16 @@ std::shared_ptr<arrow::Array> Filtered(const std::shared_ptr<arrow::Array>& colu
   return result.make_array();
 }
 
+// The selected rows of the `used` columns only: a column the predicate alone reads (often a
+// list, costly to filter) is not filtered.
+ColumnMap SelectedRows(const LoadedColumns& in, const std::vector<std::string>& used,
+                       const std::shared_ptr<arrow::Array>& mask,
+                       arrow::compute::ExecContext* ctx) {
+  ColumnMap columns;
+  for (const auto& name : used) columns.emplace(name, Filtered(in.columns.at(name), mask, ctx));
+  return columns;
+}
+
 std::shared_ptr<arrow::Array> OneRow(const std::shared_ptr<arrow::Scalar>& scalar,
                                      arrow::MemoryPool* pool) {
   return Unwrap(arrow::MakeArrayFromScalar(*scalar, 1, pool), ENOMEM, "result row");
@@ -192,8 +202,11 @@ Output Aggregate(const Request& req, const LoadedColumns& in,
                  const std::shared_ptr<arrow::Array>& mask, int64_t selected,
                  arrow::compute::ExecContext* ctx) {
   auto* pool = ctx->memory_pool();
-  ColumnMap columns;  // the needed columns, restricted to the selected rows
-  for (const auto& [name, column] : in.columns) columns.emplace(name, Filtered(column, mask, ctx));
+  std::vector<std::string> used;
+  for (const auto& agg : req.aggregates) {
+    if (agg.expr) CollectColumns(*agg.expr, used);
+  }
+  const auto columns = SelectedRows(in, used, mask, ctx);  // the evaluator keeps a reference
   Evaluator evaluator(columns, selected, ctx);
   Output out;
   arrow::FieldVector fields;
@@ -226,8 +239,10 @@ Output Aggregate(const Request& req, const LoadedColumns& in,
 
 Output Hist(const Request& req, const LoadedColumns& in, const std::shared_ptr<arrow::Array>& mask,
             int64_t selected, arrow::compute::ExecContext* ctx) {
-  ColumnMap columns;  // the needed columns, restricted to the selected rows
-  for (const auto& [name, column] : in.columns) columns.emplace(name, Filtered(column, mask, ctx));
+  std::vector<std::string> used;
+  for (const auto& axis : req.histogram->axes) CollectColumns(axis.value, used);
+  if (req.histogram->weight) CollectColumns(*req.histogram->weight, used);
+  const auto columns = SelectedRows(in, used, mask, ctx);
   const auto table = FillHistogram(*req.histogram, columns, selected, ctx);
   Output out;
   out.schema = table->schema();

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include <arrow/util/bitmap_ops.h>
+
 #include "errors.h"
 #include "jagged.h"
 
@@ -78,6 +80,19 @@ std::shared_ptr<arrow::Array> AnyAllCount(const std::string& function, const Jag
   arrow::BooleanBuilder flags(pool);
   arrow::Int64Builder counts(pool);
   Check(is_count ? counts.Reserve(j.length()) : flags.Reserve(j.length()), ENOMEM, function);
+  if (j.valid.empty() && values.null_count() == 0) {  // no null: count each list's set bits
+    const uint8_t* bits = values.values()->data();
+    for (int64_t i = 0; i < j.length(); ++i) {
+      const int64_t begin = j.offsets[i], size = j.offsets[i + 1] - begin;
+      const int64_t trues = arrow::internal::CountSetBits(bits, values.offset() + begin, size);
+      if (is_count) {
+        counts.UnsafeAppend(trues);
+      } else {
+        flags.UnsafeAppend(function == "any" ? trues > 0 : trues == size);
+      }
+    }
+    return is_count ? Finish(counts) : Finish(flags);
+  }
   for (int64_t i = 0; i < j.length(); ++i) {
     if (!j.IsValid(i)) {
       is_count ? counts.UnsafeAppendNull() : flags.UnsafeAppendNull();
