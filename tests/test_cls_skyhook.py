@@ -240,6 +240,7 @@ def test_histograms_of_values_without_nulls(ioctx: object) -> None:
             "pt": pa.LargeListArray.from_arrays(offsets, rng.exponential(40, lengths.sum())),
             "eta": pa.LargeListArray.from_arrays(offsets, rng.normal(0, 2, lengths.sum())),
             "other": pa.array([[1.0]] * 500, pa.large_list(pa.float64())),
+            "n": pa.array(lengths.astype(np.int32)),
         }
     )
     data = write_object(table, "lz4")
@@ -251,11 +252,19 @@ def test_histograms_of_values_without_nulls(ioctx: object) -> None:
         Histogram(
             (Axis(fn("list_filter", col("pt"), fn("greater", col("eta"), lit(0))), 5, 0, 50),)
         ),
+        Histogram((Axis(col("n"), 4, 0, 4),)),
         Histogram((regular, Axis(col("other"), 2, 0, 2))),
     ]
     results = [check(ioctx, data, "hist", ScanRequest(histogram=h)) for h in cases]
-    assert all(t is not None and pc.sum(t.column(0)).as_py() > 0 for t in results[:4])
-    assert results[4] is None  # the lists differ in length: EDOM from both classes
+    assert all(t is not None and pc.sum(t.column(0)).as_py() > 0 for t in results[:5])
+    assert results[5] is None  # the lists differ in length: EDOM from both classes
+    # An event-level where on list reductions without nulls, filling a flat value.
+    for reduction in ("count", "any", "all"):
+        hard = fn(reduction, fn("greater", col("pt"), lit(20.0)))
+        where = fn("greater_equal", hard, lit(2)) if reduction == "count" else hard
+        request = ScanRequest(predicate=where, histogram=Histogram((Axis(col("met"), 10, 0, 100),)))
+        table = check(ioctx, data, "hist", request)
+        assert table is not None and 0 < pc.sum(table.column(0)).as_py() < 500, reduction
 
 
 @CEPH

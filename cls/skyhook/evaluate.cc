@@ -4,6 +4,8 @@
 #include <cstring>
 #include <sstream>
 
+#include <arrow/util/bitmap_ops.h>
+
 #include "errors.h"
 
 namespace skyhook {
@@ -188,8 +190,23 @@ std::shared_ptr<const Jagged> Evaluator::Filter(const Jagged& values, const Jagg
   const int64_t rows = values.length();
   out->offsets.reserve(rows + 1);
   out->offsets.push_back(0);
+  if (values.valid.empty() && mask.valid.empty() && bits.null_count() == 0 &&
+      values.offsets == mask.offsets) {  // the common case: Arrow's filter of the elements
+    const uint8_t* data = bits.values()->data();
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t begin = mask.offsets[row], length = mask.offsets[row + 1] - begin;
+      out->offsets.push_back(out->offsets.back() +
+                             arrow::internal::CountSetBits(data, bits.offset() + begin, length));
+    }
+    out->values = Unwrap(arrow::compute::Filter(values.values, mask.values,
+                                                arrow::compute::FilterOptions::Defaults(), ctx_),
+                         EDOM, "list_filter: cannot filter elements")
+                      .make_array();
+    return out;
+  }
   if (!values.valid.empty() || !mask.valid.empty()) out->valid.assign(rows, true);
   arrow::Int64Builder take(ctx_->memory_pool());
+  Check(take.Reserve(values.offsets.back()), ENOMEM, "list_filter");
   for (int64_t row = 0; row < rows; ++row) {
     int64_t kept = 0;
     if (values.IsValid(row) && mask.IsValid(row)) {
@@ -205,7 +222,7 @@ std::shared_ptr<const Jagged> Evaluator::Filter(const Jagged& values, const Jagg
       for (int64_t k = 0; k < length; ++k) {
         const int64_t at = mask.offsets[row] + k;
         if (bits.IsValid(at) && bits.Value(at)) {
-          Check(take.Append(values.offsets[row] + k), EIO, "out of memory");
+          take.UnsafeAppend(values.offsets[row] + k);
           ++kept;
         }
       }
