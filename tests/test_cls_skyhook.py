@@ -241,6 +241,9 @@ def test_histograms_of_values_without_nulls(ioctx: object) -> None:
             "eta": pa.LargeListArray.from_arrays(offsets, rng.normal(0, 2, lengths.sum())),
             "other": pa.array([[1.0]] * 500, pa.large_list(pa.float64())),
             "n": pa.array(lengths.astype(np.int32)),
+            "edge": pa.array(  # NaN, infinities, bin edges, -0.0 and far values, no null
+                np.resize([np.nan, np.inf, -np.inf, -1.0, 1.0, -0.0, 0.5, 1e300, -1e300], 500)
+            ),
         }
     )
     data = write_object(table, "lz4")
@@ -253,11 +256,12 @@ def test_histograms_of_values_without_nulls(ioctx: object) -> None:
             (Axis(fn("list_filter", col("pt"), fn("greater", col("eta"), lit(0))), 5, 0, 50),)
         ),
         Histogram((Axis(col("n"), 4, 0, 4),)),
+        Histogram((Axis(col("edge"), 8, -1, 1),)),
         Histogram((regular, Axis(col("other"), 2, 0, 2))),
     ]
     results = [check(ioctx, data, "hist", ScanRequest(histogram=h)) for h in cases]
-    assert all(t is not None and pc.sum(t.column(0)).as_py() > 0 for t in results[:5])
-    assert results[5] is None  # the lists differ in length: EDOM from both classes
+    assert all(t is not None and pc.sum(t.column(0)).as_py() > 0 for t in results[:6])
+    assert results[6] is None  # the lists differ in length: EDOM from both classes
     # An event-level where on list reductions without nulls, filling a flat value.
     for reduction in ("count", "any", "all"):
         hard = fn(reduction, fn("greater", col("pt"), lit(20.0)))

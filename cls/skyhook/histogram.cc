@@ -93,8 +93,29 @@ bool CountDirectly(const HistAxis& axis, const Entries& e, std::vector<int64_t>&
   }
   if (numbers->null_count() > 0) return false;
   const auto count = [&](const auto* raw) {
-    for (int64_t i = 0; i < numbers->length(); ++i) {
-      ++counts[Cell(axis, static_cast<double>(raw[i]))];
+    const int64_t n = numbers->length();
+    if (!axis.edges.empty()) {
+      for (int64_t i = 0; i < n; ++i) ++counts[Cell(axis, static_cast<double>(raw[i]))];
+      return;
+    }
+    // Cell's regular-axis formula, the cell chosen by arithmetic rather than jumps, a block of
+    // cells at a time: the divisions then overlap instead of waiting on mispredicted branches.
+    constexpr int64_t kBlock = 1024;
+    int64_t cells[kBlock];
+    const double low = axis.low, width = axis.high - axis.low, bins = axis.bins;
+    const int64_t overflow = axis.size() + 1;
+    for (int64_t start = 0; start < n; start += kBlock) {
+      const int64_t m = std::min(kBlock, n - start);
+      for (int64_t i = 0; i < m; ++i) {
+        const double z = (static_cast<double>(raw[start + i]) - low) / width;
+        const int64_t inside = (z >= 0) & (z < 1);  // NaN: neither inside nor below: overflow
+        const int64_t below = z < 0;
+        double clamped = z > 0.0 ? z : 0.0;  // NaN and negatives become 0, and values past the
+        clamped = clamped < 1.0 ? clamped : 1.0;  // range 1, so the cast below stays defined
+        const int64_t bin = static_cast<int64_t>(clamped * bins) + 1;
+        cells[i] = inside * bin + (1 - inside) * (1 - below) * overflow;
+      }
+      for (int64_t i = 0; i < m; ++i) ++counts[cells[i]];
     }
   };
   switch (numbers->type_id()) {
