@@ -276,6 +276,49 @@ def test_later_chunks_fetch_the_used_columns_in_one_call(
     assert report.bytes_returned <= lazy_report.bytes_returned
 
 
+def test_iterative_runs_read_the_next_chunk_ahead(
+    local_store: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the iterative executor each chunk from the third on finds its scan already started
+    (while the chunk before was processed); a scan started ahead that fails is made again."""
+    from concurrent.futures import Future
+
+    from skyhook_dask.coffea import mapping, readahead
+
+    url, name = local_store
+    taken: list[bool] = []
+    original_take = readahead.ReadAhead.take
+
+    def take(self: readahead.ReadAhead, item: Any) -> Any:
+        ahead = original_take(self, item)
+        taken.append(ahead is not None)
+        return ahead
+
+    monkeypatch.setattr(readahead.ReadAhead, "take", take)
+
+    def run() -> tuple[Any, Any]:
+        return skyhook_coffea.run(
+            DimuonProcessor(), name, store=url, preselect="nMuon >= 1", report=True,
+            executor=processor.IterativeExecutor(status=False),
+        )  # fmt: skip
+
+    output, report = run()
+    # The first chunk shows which columns the processor touches; the second fetches them in
+    # one call, and starts the third's; and so on.
+    assert taken == [False, False] + [True] * (report.chunks - 2)
+    assert report.calls == len(report.columns) + 1 + (report.chunks - 1)  # + one count
+
+    def failing(self: mapping.ChunkColumns, names: Any, pool: Any) -> mapping.Ahead:
+        future: Future[Any] = Future()
+        future.set_exception(OSError("the storage went away"))
+        return mapping.Ahead(self._wanted(names), future)
+
+    monkeypatch.setattr(mapping.ChunkColumns, "fetch_ahead", failing)
+    again, again_report = run()
+    assert_same(again, output)
+    assert again_report.calls == report.calls and again_report.fetched == report.fetched
+
+
 def test_metadata_as_coffea_sets_it(local_store: tuple[str, str]) -> None:
     url, name = local_store
     output, report = skyhook_coffea.run(

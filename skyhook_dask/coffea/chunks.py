@@ -32,6 +32,7 @@ from ..query.expr import Expr
 from ..query.parser import Query, parse_query
 from ..storage import normalize_url
 from .mapping import ChunkColumns, ChunkSpec, base_form, make_events
+from .readahead import ReadAhead
 
 __all__ = [
     "ChunkProcessor",
@@ -322,16 +323,9 @@ class ChunkProcessor:
     strict: bool
     compression: str | None
     payload: Payload | None = None
+    readahead: ReadAhead | None = None  # runs processing the chunks in order, in this process
 
-    def __call__(self, item: SkyhookWorkItem | tuple[SkyhookWorkItem, Payload]) -> dict[str, Any]:
-        if isinstance(item, tuple):
-            item, payload = item
-        else:
-            assert self.payload is not None
-            payload = self.payload
-        # A fresh processor per chunk, as coffea's Runner does: no state leaks between chunks.
-        processor = cloudpickle.loads(lz4.frame.decompress(payload.processor))
-        text = payload.schemas[item.schema_key]
+    def _columns(self, item: SkyhookWorkItem, payload: Payload) -> ChunkColumns:
         spec = ChunkSpec(
             item.store_url,
             item.object_name,
@@ -342,9 +336,25 @@ class ChunkProcessor:
             self.compression,
             self.strict,
         )
-        columns = ChunkColumns(spec, _schema(text))
+        return ChunkColumns(spec, _schema(payload.schemas[item.schema_key]))
+
+    def __call__(self, item: SkyhookWorkItem | tuple[SkyhookWorkItem, Payload]) -> dict[str, Any]:
+        if isinstance(item, tuple):
+            item, payload = item
+        else:
+            assert self.payload is not None
+            payload = self.payload
+        # A fresh processor per chunk, as coffea's Runner does: no state leaks between chunks.
+        processor = cloudpickle.loads(lz4.frame.decompress(payload.processor))
+        text = payload.schemas[item.schema_key]
+        columns = self._columns(item, payload)
         touched = (hashlib.blake2b(payload.processor, digest_size=16).digest(), item.treename)
-        columns.prefetch(_learned(touched))
+        learned = _learned(touched)
+        columns.prefetch(learned, self.readahead.take(item) if self.readahead else None)
+        following = self.readahead.next_item(item) if self.readahead else None
+        if following is not None and learned:
+            assert self.readahead is not None
+            self.readahead.start(following, self._columns(following, payload), learned)
         metadata = {
             "dataset": item.dataset,
             "filename": item.filename,

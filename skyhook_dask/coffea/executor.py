@@ -6,7 +6,8 @@ reads the ingested objects: one chunk per object (or ``chunks_per_object`` parts
 processed as NanoEvents whose columns are fetched only when the processor first touches them --
 one ``scan`` call on the object per column, that column alone, with the preselection evaluated
 inside the storage (:mod:`skyhook_dask.coffea.mapping`). Later chunks run by the same process
-fetch the columns the processor touched before in a single call.
+fetch the columns the processor touched before in a single call -- with the iterative
+executor, started while the chunk before is processed (:mod:`skyhook_dask.coffea.readahead`).
 
 The chunks (:mod:`skyhook_dask.coffea.chunks`) go through coffea's executors the way
 ``Runner`` drives them: ``executor(items, function, accumulator)`` with a picklable function
@@ -40,6 +41,7 @@ from .chunks import (
     SkyhookWorkItem,
     work_items,
 )
+from .readahead import ReadAhead
 
 __all__ = ["RunReport", "SkyhookRunner", "SkyhookWorkItem", "run", "work_items"]
 
@@ -140,8 +142,14 @@ def run(
     compression = config.compression("result-compression")
     urls = sorted({item.store_url for item in items})
     with _executor_for(executor, urls, payload, type(processor).__name__) as (exe, inline):
-        function = ChunkProcessor(schema, strict, compression, inline)
-        result = exe(items, function, None)
+        # One chunk after another in this process: the next chunk's scan runs meanwhile.
+        ahead = ReadAhead(items) if isinstance(exe, coffea_processor.IterativeExecutor) else None
+        try:
+            function = ChunkProcessor(schema, strict, compression, inline, ahead)
+            result = exe(items, function, None)
+        finally:
+            if ahead is not None:
+                ahead.close()
     wrapped, exception = result if isinstance(result, tuple) else (result, 0)
     if exception != 0:  # a recoverable FuturesExecutor kept what finished
         exception.partial_output = wrapped["out"] if wrapped else None

@@ -16,7 +16,9 @@ Jagged branches arrive as Arrow list columns and become ``ListOffsetArray`` s di
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ from ..query.expr import Call, Column, Expr, Literal, conjunction
 from ..runtime.calls import call_object
 
 __all__ = [
+    "Ahead",
     "ChunkColumns",
     "ChunkSpec",
     "SkyhookSourceMapping",
@@ -165,6 +168,14 @@ class ChunkSpec:
         return conjunction([p for p in (self.preselect, *ranges) if p is not None])
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A chunk's ``scan`` of ``wanted`` columns, started before the chunk runs."""
+
+    wanted: tuple[str, ...]
+    future: Future[tuple[pa.Table, ScanMetrics]]
+
+
 @dataclass
 class ChunkColumns:
     """The columns of one chunk, each fetched from the storage at most once, on first use."""
@@ -177,13 +188,12 @@ class ChunkColumns:
     _rows: int | None = field(default=None, repr=False)
 
     def _call(self, method: str, request: ScanRequest) -> tuple[pa.Table, ScanMetrics]:
+        return self._call_payload(method, request.encode())
+
+    def _call_payload(self, method: str, payload: bytes) -> tuple[pa.Table, ScanMetrics]:
         assert self.spec.object_name is not None
         table, metrics = call_object(
-            self.spec.store_url,
-            self.spec.object_name,
-            method,
-            request.encode(),
-            strict=self.spec.strict,
+            self.spec.store_url, self.spec.object_name, method, payload, strict=self.spec.strict
         )
         self.metrics.add(metrics)
         return table, metrics
@@ -205,14 +215,39 @@ class ChunkColumns:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.schema.get_field_index(name) >= 0
 
-    def prefetch(self, names: Iterable[str]) -> None:
-        """Fetch ``names`` (those the chunk has and not yet fetched) in one ``scan`` call; its
-        length also gives :attr:`rows`, so no count call is needed."""
-        wanted = tuple(sorted(n for n in set(names) if n in self and n not in self._arrays))
-        if not wanted or self.spec.object_name is None:
+    def _wanted(self, names: Iterable[str]) -> tuple[str, ...]:
+        if self.spec.object_name is None:
+            return ()
+        return tuple(sorted(n for n in set(names) if n in self and n not in self._arrays))
+
+    def _scan(self, wanted: tuple[str, ...]) -> bytes:
+        return ScanRequest(wanted, self.spec.predicate, (), self.spec.compression).encode()
+
+    def fetch_ahead(self, names: Iterable[str], pool: Executor) -> Ahead | None:
+        """Start, on ``pool``, the call :meth:`prefetch` of ``names`` would make."""
+        wanted = self._wanted(names)
+        if not wanted:
+            return None
+        assert self.spec.object_name is not None
+        arguments = (self.spec.store_url, self.spec.object_name, "scan", self._scan(wanted))
+        return Ahead(wanted, pool.submit(call_object, *arguments, strict=self.spec.strict))
+
+    def prefetch(self, names: Iterable[str], ahead: Ahead | None = None) -> None:
+        """Fetch ``names`` (those the chunk has and not yet fetched) in one ``scan`` call -- or
+        take ``ahead``, that call started earlier; its length also gives :attr:`rows`, so no
+        count call is needed."""
+        wanted = self._wanted(names)
+        if not wanted:
             return
-        request = ScanRequest(wanted, self.spec.predicate, (), self.spec.compression)
-        table, metrics = self._call("scan", request)
+        result = None
+        if ahead is not None and ahead.wanted == wanted:
+            with contextlib.suppress(Exception):  # an error is raised by the call made below
+                result = ahead.future.result()
+        if result is None:
+            table, metrics = self._call_payload("scan", self._scan(wanted))
+        else:
+            table, metrics = result
+            self.metrics.add(metrics)
         if self._rows is not None and table.num_rows != self._rows:
             raise SchemaError(
                 f"{self.where()} returned {table.num_rows} rows, expected {self._rows}"
