@@ -146,16 +146,21 @@ def adl(result: dict[str, Any]) -> str:
         value = r.get(f"{system}_over_skyhook_wall")
         return f"{value:.2f}x" if value is not None else ""
 
+    def moved(r: dict[str, Any], system: str) -> str:
+        if system not in r["systems"]:
+            return ""
+        size = r["systems"][system]["bytes_from_storage"]
+        return f"{size / 1024:.1f} KiB" if size < 1e6 else f"{size / 1e6:.1f} MB"
+
     rows = [
         [r["query"], r["title"], f"{r['entries']:,}", "yes" if r["identical"] else "NO",
          wall(r, "skyhook"), wall(r, "coffea"), wall(r, "uproot"), ratio(r, "coffea"),
-         ratio(r, "uproot"), f"{r['systems']['skyhook']['bytes_from_storage'] / 1024:.1f}",
-         f"{r['systems']['uproot']['bytes_from_storage'] / 1e6:.2f}"]
+         ratio(r, "uproot"), moved(r, "skyhook"), moved(r, "coffea"), moved(r, "uproot")]
         for r in result["adl"]
     ]  # fmt: skip
     header = ["query", "histogram of", "entries", "identical", "Skyhook ms", "coffea Runner ms",
-              "uproot ms", "coffea / Skyhook", "uproot / Skyhook", "Skyhook KiB",
-              "uproot MB"]  # fmt: skip
+              "uproot ms", "coffea / Skyhook", "uproot / Skyhook", "from Skyhook",
+              "coffea read", "uproot read"]  # fmt: skip
     return _table(header, rows)
 
 
