@@ -283,7 +283,7 @@ def test_iterative_runs_read_the_next_chunk_ahead(
     (while the chunk before was processed); a scan started ahead that fails is made again."""
     from concurrent.futures import Future
 
-    from skyhook_dask.coffea import mapping, readahead
+    from skyhook_dask.coffea import chunks, mapping, readahead
 
     url, name = local_store
     taken: list[bool] = []
@@ -297,6 +297,7 @@ def test_iterative_runs_read_the_next_chunk_ahead(
     monkeypatch.setattr(readahead.ReadAhead, "take", take)
 
     def run() -> tuple[Any, Any]:
+        monkeypatch.setattr(chunks, "_TOUCHED", chunks.OrderedDict())  # nothing learned yet
         return skyhook_coffea.run(
             DimuonProcessor(), name, store=url, preselect="nMuon >= 1", report=True,
             executor=processor.IterativeExecutor(status=False),
