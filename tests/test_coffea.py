@@ -472,8 +472,8 @@ def test_errors_name_what_is_wrong(local_store: tuple[str, str]) -> None:
         run(treename="Missing")
     with pytest.raises(ValueError, match="chunks_per_object"):
         run(chunks_per_object=0)
-    with pytest.raises(ValueError, match="'dataset'"):
-        run(dataset={LABEL: {"files": ["nano_dy.root"]}})
+    with pytest.raises(ValueError, match=r"expected keys 'dataset' \(default: the label\)"):
+        run(dataset={LABEL: {"file": ["nano_dy.root"]}})
     with pytest.raises(TypeError, match="executor"):
         skyhook_coffea.run(DimuonProcessor(), name, store=url, executor=object())
     with pytest.raises(AttributeError, match="NoSuchCollection") as failed:

@@ -25,12 +25,12 @@ import lz4.frame
 import pyarrow as pa
 from coffea import processor as coffea_processor
 
-from ..catalog.model import Dataset, File, TreeInfo, load_dataset
+from ..catalog.model import Dataset, File, TreeInfo
 from ..formats import manifest as mf
 from ..plan.plan import plan
 from ..query.expr import Expr
 from ..query.parser import Query, parse_query
-from ..storage import normalize_url
+from .filesets import DatasetSpec, fileset_entries
 from .mapping import ChunkColumns, ChunkSpec, base_form, make_events
 from .readahead import ReadAhead
 
@@ -43,8 +43,6 @@ __all__ = [
     "describe",
     "work_items",
 ]
-
-DatasetSpec = str | Dataset | Mapping[str, Any]
 
 
 # --- work items --------------------------------------------------------------------------------
@@ -80,61 +78,6 @@ class SkyhookWorkItem:
         """What coffea's DaskExecutor(worker_affinity=True) hashes: here the object, so the
         chunks of one object go to one worker."""
         return (self.object_name or "").encode()
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One fileset entry: a coffea dataset label over the chosen files of a Skyhook dataset."""
-
-    label: str
-    dataset: Dataset
-    files: tuple[File, ...]
-    treename: str
-    metadata: dict[str, Any]
-
-
-def _load(spec: str | Dataset, store: str | os.PathLike[str] | None) -> Dataset:
-    if isinstance(spec, Dataset):
-        return spec
-    if isinstance(spec, str):
-        return load_dataset(normalize_url(store), spec)
-    raise TypeError(f"a Skyhook dataset is a name or a Dataset, not {type(spec).__name__}")
-
-
-def _entries(
-    dataset: DatasetSpec,
-    store: str | os.PathLike[str] | None,
-    treename: str,
-    metadata: Mapping[str, Any] | None,
-) -> list[_Entry]:
-    """``dataset`` as fileset entries: a name or Dataset (labelled by its name), or a mapping
-    ``{label: name | Dataset | {"dataset": ..., "files": [...], "treename": ..., "metadata":
-    {...}}}`` like coffea's filesets."""
-    common = dict(metadata or {})
-    if isinstance(dataset, str | Dataset):
-        ds = _load(dataset, store)
-        return [_Entry(ds.name, ds, tuple(ds.files), treename, common)]
-    if not isinstance(dataset, Mapping):
-        raise TypeError(
-            f"dataset must be a name, a Dataset or a fileset mapping, not {type(dataset).__name__}"
-        )
-    entries = []
-    for label, spec in dataset.items():
-        options = dict(spec) if isinstance(spec, Mapping) else {"dataset": spec}
-        unknown = set(options) - {"dataset", "files", "treename", "metadata"}
-        if unknown or "dataset" not in options:
-            raise ValueError(
-                f"fileset entry {label!r}: expected keys 'dataset' (required), 'files', "
-                f"'treename', 'metadata'; got {sorted(options)}"
-            )
-        ds = _load(options["dataset"], store)
-        names = options.get("files")
-        files = tuple(ds.files) if names is None else tuple(ds.file(str(n)) for n in names)
-        meta = {**common, **dict(options.get("metadata") or {})}
-        entries.append(_Entry(str(label), ds, files, options.get("treename", treename), meta))
-    if not entries:
-        raise ValueError("the fileset is empty")
-    return entries
 
 
 def _preselection(preselect: str | Query | None) -> Query | None:
@@ -183,7 +126,7 @@ def work_items(
     skipped = 0
     first_empty: SkyhookWorkItem | None = None
     query = _preselection(preselect)
-    for entry in _entries(dataset, store, treename, metadata):
+    for entry in fileset_entries(dataset, store, treename, metadata):
         for file in entry.files:
             tree = file.tree(entry.treename)
             key = _schema_key(entry.dataset, file, tree)
