@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .exceptions import DatasetExistsError, SkyhookError
+from .exceptions import DatasetExistsError, IngestError, SkyhookError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -94,22 +94,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if (args.fileset is None) == (args.dataset is None or not args.urls):
+        raise IngestError("give a DATASET and its files, or --fileset FILE.json (not both)")
     sk = _client(args, creates_store=True)
     compression = None if args.compression == "none" else args.compression
     options = {"object_size": args.object_size, "compression": compression, "trees": args.tree}
+    options["overwrite"] = args.overwrite
     try:
-        ds = sk.writeDataset(args.urls, args.dataset, overwrite=args.overwrite, **options)
+        if args.fileset is not None:
+            written = list(sk.writeFileset(args.fileset, **options).values())
+        else:
+            written = [sk.writeDataset(args.urls, args.dataset, **options)]
     except DatasetExistsError as exc:
         if "overwrite=True" not in str(exc):
             raise
         raise DatasetExistsError(
-            f"dataset {args.dataset!r} already exists; add --overwrite to replace it, or choose "
-            "another name"
+            str(exc).split(";")[0] + "; add --overwrite to replace it, or choose another name"
         ) from None
-    print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
-    for f in ds.getFiles():
-        for s in f.skipped:
-            print(f"  skipped {f.name}:{s['tree']}/{s['branch']}: {s['reason']}")
+    for ds in written:
+        print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
+        for f in ds.getFiles():
+            for s in f.skipped:
+                print(f"  skipped {f.name}:{s['tree']}/{s['branch']}: {s['reason']}")
     return 0
 
 
@@ -284,8 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("demo", cmd_demo, "ingest a bundled NanoAOD sample and run a query on it")
     p = command("ingest", cmd_ingest, "ingest ROOT files (paths or URLs) as a dataset")
-    p.add_argument("dataset")
-    p.add_argument("urls", nargs="+")
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("urls", nargs="*")
+    p.add_argument(
+        "--fileset",
+        metavar="FILE.json",
+        help="a coffea fileset: one dataset per entry, named by its label (no DATASET, no files)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--object-size", type=int, help="target object size in bytes")
     p.add_argument("--compression", choices=["lz4", "zstd", "none"], default="lz4")

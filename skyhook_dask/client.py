@@ -15,7 +15,7 @@ store, which worker processes cannot see -- everything runs in this process, on 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -133,6 +133,18 @@ class SkyhookDM:
         client = self.client
         mapper = None if client is None else OnDask(client)
         return write_dataset(self.store, urls, datasetname, mapper=mapper, **options)
+
+    def writeFileset(
+        self, fileset: Mapping[str, Any] | str | os.PathLike[str], **options: Any
+    ) -> dict[str, Dataset]:
+        """Ingest a coffea fileset (a mapping, or a JSON file of one): one dataset per entry,
+        named by its label, with the entry's metadata; returns them by label. The same fileset
+        then runs through :func:`skyhook_dask.coffea.run`. Options as :meth:`writeDataset`."""
+        from .ingest.fileset import write_fileset
+        from .runtime.mappers import OnDask
+
+        mapper = None if self.client is None else OnDask(self.client)
+        return write_fileset(self.store, fileset, mapper=mapper, **options)
 
     def getDataset(self, name: str) -> Dataset:
         return catalog.load_dataset(self.store, name)

@@ -85,3 +85,24 @@ def test_the_histogram_snippet_runs_after_the_tour(tmp_path: Path) -> None:
         e = e[ak.sum(e.Jet_pt > np.float32(40), axis=1) >= 2]
         central += int(ak.count(e.Jet_pt[abs(e.Jet_eta) < np.float32(1)]))
     assert done.stdout.splitlines()[-1].startswith(f"{float(central)} central jets;")
+
+
+def test_the_fileset_snippet_runs_after_the_tour(tmp_path: Path) -> None:
+    text = README.read_text()
+    snippet = next(
+        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "writeFileset(" in b
+    )
+    script = tmp_path / "fileset_snippet.py"
+    script.write_text(_tour() + snippet)
+    env = {**os.environ, "SKYHOOK_STORE": str(tmp_path / "store")}
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    muons = {
+        label: int(uproot.open(sample_path(name))["Events"]["nMuon"].array(library="np").sum())
+        for label, name in (("DY", "nano_dy.root"), ("Data", "nano_dimuon.root"))
+    }
+    assert done.stdout.splitlines()[-1] == str(muons)

@@ -255,6 +255,11 @@ class Dataset:
         return str(self.manifest["created"])
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """What the dataset was written with (a coffea fileset entry's ``metadata``)."""
+        return dict(self.manifest.get("metadata") or {})
+
+    @property
     def ingest_id(self) -> str:
         return str(self.manifest["ingest_id"])
 

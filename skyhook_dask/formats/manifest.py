@@ -14,6 +14,8 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
     created       ISO 8601 UTC time of this publication
     ingest_id     id of the ingest that published it ("20260101T120000Z-1a2b3c4d")
     schema        "{dataset}/schema.json" when a dataset schema is registered, else null
+    metadata      (optional) JSON object the dataset was written with, e.g. a coffea fileset
+                  entry's metadata
     files         list of file entries:
       file_no            position of the file in the dataset (unique)
       name               base name of the source (or the table name of writeArrowTable)

@@ -21,10 +21,11 @@ but its schema is recorded. Dataset schemas and ``writeArrowTable`` live in
 from __future__ import annotations
 
 import bisect
+import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,8 +246,10 @@ def publish(
     file_entries: Sequence[FileEntry],
     ingest_id: str,
     overwrite: bool = False,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Dataset:
-    """Write the manifest of ``file_entries`` (atomically, last), then remove garbage."""
+    """Write the manifest of ``file_entries`` (and the dataset's ``metadata``) atomically,
+    last, then remove garbage."""
     store = _as_store(store)
     mf.validate_dataset_name(dataset)
     entries = sorted(file_entries, key=lambda e: e["file_no"])
@@ -259,6 +262,8 @@ def publish(
         check_objects_present(store, dataset, entries)
         schema = mf.schema_name(dataset) if store.exists(mf.schema_name(dataset)) else None
         manifest = mf.new_manifest(dataset, ingest_id, schema)
+        if metadata:
+            manifest["metadata"] = dict(metadata)
         manifest["files"] = list(entries)
         store.write(mf.manifest_name(dataset), mf.dumps(manifest))
         collect_garbage_locked(store, dataset)
@@ -308,6 +313,18 @@ def check_new_dataset(
     )
 
 
+def check_metadata(name: str, metadata: Mapping[str, Any] | None) -> None:
+    """IngestError unless ``metadata`` is None or a mapping of JSON values."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise IngestError(f"the metadata of dataset {name!r} must be a mapping")
+    try:
+        json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise IngestError(f"the metadata of dataset {name!r} is not JSON: {exc}") from None
+
+
 def _source(url: str | os.PathLike[str]) -> str:
     # A relative path means this process's working directory, wherever the file is read.
     text = os.fspath(url)
@@ -326,8 +343,10 @@ def write_dataset(
     overwrite: bool = False,
     progress: bool | None = None,
     mapper: Any = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Dataset:
-    """Ingest ROOT files (paths or URLs) as dataset ``name`` and publish it.
+    """Ingest ROOT files (paths or URLs) as dataset ``name`` and publish it, with ``metadata``
+    (JSON values, as a coffea fileset's) kept in its manifest.
 
     ``object_size`` defaults to the ``skyhook.object-size`` setting (64 MiB). Each file is one
     task of ``mapper`` (see :mod:`skyhook_dask.runtime.mappers`; default: one after the other in
@@ -352,6 +371,7 @@ def write_dataset(
         step_size=step_size,
         progress=show and here,  # bars on workers would only clutter their logs
     )
+    check_metadata(name, metadata)
     ingest_id = new_ingest_id()
     target = store if here else store.url  # tasks elsewhere open the store by its URL
     arguments = [(target, url, name, ingest_id, n, options) for n, url in enumerate(sources)]
@@ -361,7 +381,7 @@ def write_dataset(
         else:
             label, bar = f"ingest-skyhook-{name}", show and not here
             entries = mapper(ingest_file, arguments, store_url=store.url, label=label, progress=bar)
-        return publish(store, name, entries, ingest_id, overwrite)
+        return publish(store, name, entries, ingest_id, overwrite, metadata)
     except BaseException:
         # After a task failure every task has finished (the mapper waits), so no object lands
         # after the clean-up. When interrupted, tasks already running on workers may still

@@ -1,0 +1,113 @@
+"""coffea filesets as Skyhook datasets: each entry of a fileset becomes one dataset, named by
+its label, holding its files and its metadata.
+
+The forms coffea's ``Runner`` takes are read: ``{"DY": ["a.root", "b.root"]}``,
+``{"DY": {"files": {"root://host//a.root": "Events"}, "metadata": {...}}}`` and
+``{"DY": {"files": [...], "treename": "Events"}}``; a fileset may also be a JSON file of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..catalog.model import Dataset
+from ..exceptions import DatasetExistsError, IngestError
+from ..formats import manifest as mf
+from ..storage import ObjectStore, open_store
+from .pipeline import check_metadata, write_dataset
+
+__all__ = ["FilesetEntry", "read_fileset", "write_fileset"]
+
+_KEYS = {"files", "treename", "metadata"}
+
+
+@dataclass(frozen=True)
+class FilesetEntry:
+    """One entry: its files (paths or URLs, in order) and the tree each is read from (None:
+    every tree), and its metadata."""
+
+    label: str
+    files: tuple[str, ...]
+    trees: tuple[str | None, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_fileset(fileset: Mapping[str, Any] | str | os.PathLike[str]) -> list[FilesetEntry]:
+    """The entries of a fileset (a mapping, or the path of a JSON file holding one)."""
+    if isinstance(fileset, str | os.PathLike):
+        path = Path(fileset)
+        try:
+            fileset = json.loads(path.read_text())
+        except OSError as exc:
+            raise IngestError(f"cannot read the fileset {path}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"the fileset {path} is not JSON: {exc}") from None
+    if not isinstance(fileset, Mapping) or not fileset:
+        raise IngestError("a fileset is a non-empty mapping {label: files or {'files': ...}}")
+    return [_entry(str(label), spec) for label, spec in fileset.items()]
+
+
+def _entry(label: str, spec: Any) -> FilesetEntry:
+    where = f"fileset entry {label!r}"
+    if isinstance(spec, str) or not isinstance(spec, Mapping | Sequence):
+        raise IngestError(f"{where}: expected a list of files or {{'files': ...}}, got {spec!r}")
+    options = dict(spec) if isinstance(spec, Mapping) else {"files": list(spec)}
+    if set(options) - _KEYS or "files" not in options:
+        raise IngestError(
+            f"{where}: expected the keys 'files' (required), 'treename', 'metadata'; got "
+            f"{sorted(options)}"
+        )
+    files, default_tree = options["files"], options.get("treename")
+    if isinstance(files, Mapping):
+        paths = [str(f) for f in files]
+        trees = [str(t) if t else default_tree for t in files.values()]
+    elif isinstance(files, Sequence) and not isinstance(files, str):
+        paths, trees = [str(f) for f in files], [default_tree] * len(files)
+    else:
+        raise IngestError(f"{where}: 'files' is a list of files or {{file: tree}}, not {files!r}")
+    if not paths:
+        raise IngestError(f"{where} has no files")
+    metadata = options.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise IngestError(f"{where}: 'metadata' must be a mapping, not {metadata!r}")
+    return FilesetEntry(label, tuple(paths), tuple(trees), dict(metadata))
+
+
+def write_fileset(
+    store: ObjectStore | str, fileset: Mapping[str, Any] | str | os.PathLike[str], **options: Any
+) -> dict[str, Dataset]:
+    """Ingest every entry of ``fileset`` as a dataset named by its label (options as
+    :func:`~skyhook_dask.ingest.pipeline.write_dataset`'s); returns them by label.
+
+    Every entry is checked (name, tree, metadata; the name free unless ``overwrite``) before
+    any is written;
+    then they are written one after another, each published whole, the files of an entry as
+    tasks of ``mapper`` (on Dask workers, in parallel)."""
+    store = open_store(store) if isinstance(store, str) else store
+    entries = read_fileset(fileset)
+    trees = {}
+    for entry in entries:
+        mf.validate_dataset_name(entry.label)
+        check_metadata(entry.label, entry.metadata)
+        named = {t for t in entry.trees if t is not None}
+        if len(named) > 1 or (named and None in entry.trees):
+            raise IngestError(
+                f"fileset entry {entry.label!r} reads different trees from its files "
+                f"({sorted(named)}); a dataset of a fileset reads one tree from every file"
+            )
+        if not options.get("overwrite") and store.exists(mf.manifest_name(entry.label)):
+            raise DatasetExistsError(
+                f"dataset {entry.label!r} (fileset entry) already exists; pass overwrite=True "
+                "to replace it"
+            )
+        trees[entry.label] = sorted(named) or options.get("trees")
+    written = {}
+    for entry in entries:
+        settings = {**options, "trees": trees[entry.label], "metadata": entry.metadata}
+        written[entry.label] = write_dataset(store, list(entry.files), entry.label, **settings)
+    return written
