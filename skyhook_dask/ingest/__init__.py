@@ -1,5 +1,6 @@
 """Ingest: ROOT files (TTrees and RNTuples) cut into Arrow IPC objects, published with a
-manifest written last; dataset schemas and ``writeArrowTable``; the NanoAOD-like generator.
+manifest written last; coffea filesets (``fileset.py``, a dataset per entry); dataset schemas and
+``writeArrowTable``; the NanoAOD-like generator.
 
 Layer: ingest. Imports ``catalog``, ``storage``, ``formats`` and the ground floor. The files of
 one ingest run over whatever mapper the caller passes (this process, or Dask workers).
