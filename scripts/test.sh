@@ -2,12 +2,12 @@
 # The whole test suite: installs the Debian packages it needs (when run as root), builds .venv,
 # and runs pytest. The tests bring up a real single-node Ceph cluster (cephx, bluestore, the
 # skyhook object class built against pyarrow's Arrow C++) in a temporary directory themselves,
-# and build and run the container image with podman.
+# and build and run the container image with podman; an XRootD server serves root:// sources.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k query`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(ceph-mon ceph-osd ceph-common python3-rados librados-dev rados-objclass-dev
-          libradospp-dev g++ python3-venv podman buildah mmdebstrap runc)
+          libradospp-dev g++ python3-venv podman buildah mmdebstrap runc xrootd-server)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "note: Ceph tests will be skipped; to run them: sudo apt-get install -y ${missing[*]}" >&2
     fi
 fi
-bash scripts/bootstrap.sh test,coffea,k8s
+bash scripts/bootstrap.sh test,coffea,k8s,xrootd
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 set +e

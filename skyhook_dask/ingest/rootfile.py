@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import uproot
 
-from ..exceptions import IngestError
+from ..exceptions import BackendNotInstalledError, IngestError
 from ..formats.objects import EVENT_ID
 
 TREE_CLASSES = frozenset({"TTree", "TNtuple", "TNtupleD"})
@@ -74,8 +74,22 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
+def require_reader(url: str) -> None:
+    """BackendNotInstalledError, naming the extra to install, when nothing can read ``url``."""
+    if urlsplit(url).scheme not in ("root", "xroot"):
+        return
+    import importlib.util
+
+    for module in ("XRootD", "fsspec_xrootd"):
+        if importlib.util.find_spec(module) is None:
+            raise BackendNotInstalledError(
+                f"reading {url} needs the XRootD client: pip install 'skyhook-dask[xrootd]'"
+            )
+
+
 def source_attributes(url: str) -> dict[str, Any]:
     """name, url, size, access_time, modification_time of a source (None where unknown)."""
+    require_reader(url)
     attrs: dict[str, Any] = {"name": source_name(url), "url": url, "size": None}
     attrs.update(access_time=None, modification_time=None)
     path = local_path(url)
@@ -106,6 +120,7 @@ def source_attributes(url: str) -> dict[str, Any]:
 def open_root(url: str) -> Any:
     """Open a ROOT file (an uproot directory, use as a context manager) or raise IngestError."""
     path = local_path(url)
+    require_reader(url)
     try:
         # A Path keeps uproot from reading "name:object" syntax into a local file name, and
         # array_cache=None keeps memory bounded by the chunk being read.
