@@ -65,12 +65,12 @@ def test_the_tour_runs_as_a_plain_script(tmp_path: Path, how: str) -> None:
     assert "Traceback" not in done.stderr and "Nanny" not in done.stderr
 
 
-def test_the_histogram_snippet_runs_after_the_tour(tmp_path: Path) -> None:
+def _run_after_the_tour(tmp_path: Path, marker: str, script_name: str) -> str:
+    """The README's python block holding ``marker``, appended to the tour and run as a plain
+    script in a fresh store; its standard output."""
     text = README.read_text()
-    snippet = next(
-        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "histogram(" in b
-    )
-    script = tmp_path / "snippet.py"  # not hist.py: it would shadow the hist package
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if marker in b)
+    script = tmp_path / script_name
     script.write_text(_tour() + snippet)
     env = {**os.environ, "SKYHOOK_STORE": str(tmp_path / "store")}
     env.pop("DASK_SCHEDULER_ADDRESS", None)
@@ -79,30 +79,24 @@ def test_the_histogram_snippet_runs_after_the_tour(tmp_path: Path) -> None:
         timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_histogram_snippet_runs_after_the_tour(tmp_path: Path) -> None:
+    # not hist.py: it would shadow the hist package
+    out = _run_after_the_tour(tmp_path, "histogram(", "snippet.py")
     central = 0
     for name in ("nano_dimuon.root", "nano_dy.root"):
         e = uproot.open(sample_path(name))["Events"].arrays(["Jet_pt", "Jet_eta"])
         e = e[ak.sum(e.Jet_pt > np.float32(40), axis=1) >= 2]
         central += int(ak.count(e.Jet_pt[abs(e.Jet_eta) < np.float32(1)]))
-    assert done.stdout.splitlines()[-1].startswith(f"{float(central)} central jets;")
+    assert out.splitlines()[-1].startswith(f"{float(central)} central jets;")
 
 
 def test_the_fileset_snippet_runs_after_the_tour(tmp_path: Path) -> None:
-    text = README.read_text()
-    snippet = next(
-        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "writeFileset(" in b
-    )
-    script = tmp_path / "fileset_snippet.py"
-    script.write_text(_tour() + snippet)
-    env = {**os.environ, "SKYHOOK_STORE": str(tmp_path / "store")}
-    env.pop("DASK_SCHEDULER_ADDRESS", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env,
-        timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    out = _run_after_the_tour(tmp_path, "writeFileset(", "fileset_snippet.py")
     muons = {
         label: int(uproot.open(sample_path(name))["Events"]["nMuon"].array(library="np").sum())
         for label, name in (("DY", "nano_dy.root"), ("Data", "nano_dimuon.root"))
     }
-    assert done.stdout.splitlines()[-1] == str(muons)
+    assert out.splitlines()[-1] == str(muons)
