@@ -180,8 +180,7 @@ Output Scan(const Request& req, const LoadedColumns& in, const std::shared_ptr<a
     if (FindDerived(req, name) == nullptr) used.push_back(name);
   }
   for (const auto& derived : req.derived) CollectColumns(derived.expr, used);
-  ColumnMap columns;
-  for (const auto& name : used) columns.emplace(name, Filtered(in.columns.at(name), mask, ctx));
+  const auto columns = SelectedRows(in, used, mask, ctx);  // the evaluator keeps a reference
   Evaluator evaluator(columns, selected, ctx);
   arrow::FieldVector fields;
   for (const auto& name : names) {

@@ -30,15 +30,33 @@ std::shared_ptr<arrow::DoubleArray> AsDoubles(const std::shared_ptr<arrow::Array
   return std::static_pointer_cast<arrow::DoubleArray>(cast.make_array());
 }
 
+// The cell of a regular axis: boost-histogram's formula, the cell chosen by arithmetic rather
+// than jumps, so that a loop over many values runs without mispredicted branches.
+struct RegularCell {
+  double low, width, bins;
+  int64_t overflow;
+
+  explicit RegularCell(const HistAxis& axis)
+      : low(axis.low), width(axis.high - axis.low), bins(axis.bins), overflow(axis.size() + 1) {}
+
+  int64_t operator()(double x) const {
+    const double z = (x - low) / width;
+    const int64_t inside = (z >= 0) & (z < 1);  // NaN: neither inside nor below: overflow
+    const int64_t below = z < 0;
+    double clamped = z > 0.0 ? z : 0.0;       // NaN and negatives become 0, and values past the
+    clamped = clamped < 1.0 ? clamped : 1.0;  // range 1, so the cast below stays defined
+    const int64_t bin = static_cast<int64_t>(clamped * bins) + 1;
+    return inside * bin + (1 - inside) * (1 - below) * overflow;
+  }
+};
+
 int64_t Cell(const HistAxis& axis, double x) {
   if (!axis.edges.empty()) {
     if (x == axis.edges.back()) return axis.size() + 1;
     // Edges not above x; NaN compares false with every edge and lands in overflow.
     return std::upper_bound(axis.edges.begin(), axis.edges.end(), x) - axis.edges.begin();
   }
-  const double z = (x - axis.low) / (axis.high - axis.low);  // boost-histogram's formula
-  if (z < 1) return z >= 0 ? static_cast<int64_t>(z * axis.bins) + 1 : 0;
-  return axis.size() + 1;  // also NaN
+  return RegularCell(axis)(x);
 }
 
 [[noreturn]] void LengthsDiffer(const Entries& a, const Entries& b, int64_t row, int64_t na,
@@ -98,23 +116,13 @@ bool CountDirectly(const HistAxis& axis, const Entries& e, std::vector<int64_t>&
       for (int64_t i = 0; i < n; ++i) ++counts[Cell(axis, static_cast<double>(raw[i]))];
       return;
     }
-    // Cell's regular-axis formula, the cell chosen by arithmetic rather than jumps, a block of
-    // cells at a time: the divisions then overlap instead of waiting on mispredicted branches.
+    // A block of cells at a time: the divisions then overlap, apart from the counting.
     constexpr int64_t kBlock = 1024;
     int64_t cells[kBlock];
-    const double low = axis.low, width = axis.high - axis.low, bins = axis.bins;
-    const int64_t overflow = axis.size() + 1;
+    const RegularCell regular(axis);
     for (int64_t start = 0; start < n; start += kBlock) {
       const int64_t m = std::min(kBlock, n - start);
-      for (int64_t i = 0; i < m; ++i) {
-        const double z = (static_cast<double>(raw[start + i]) - low) / width;
-        const int64_t inside = (z >= 0) & (z < 1);  // NaN: neither inside nor below: overflow
-        const int64_t below = z < 0;
-        double clamped = z > 0.0 ? z : 0.0;  // NaN and negatives become 0, and values past the
-        clamped = clamped < 1.0 ? clamped : 1.0;  // range 1, so the cast below stays defined
-        const int64_t bin = static_cast<int64_t>(clamped * bins) + 1;
-        cells[i] = inside * bin + (1 - inside) * (1 - below) * overflow;
-      }
+      for (int64_t i = 0; i < m; ++i) cells[i] = regular(static_cast<double>(raw[start + i]));
       for (int64_t i = 0; i < m; ++i) ++counts[cells[i]];
     }
   };
