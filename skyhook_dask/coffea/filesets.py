@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..catalog.model import Dataset, File, load_dataset
+from ..ingest.fileset import entry_files
 from ..storage import normalize_url
 
 __all__ = ["DatasetSpec", "Entry", "fileset_entries"]
@@ -85,14 +86,11 @@ def fileset_entries(
                 f"'files', 'treename', 'metadata'; got {sorted(options)}"
             )
         ds = _load(options["dataset"], store)
-        names = options.get("files")
         tree = options.get("treename", treename)
-        if isinstance(names, Mapping):  # coffea's {file: tree}
-            trees = {str(t) for t in names.values() if t}
-            if len(trees) > 1:
-                raise ValueError(f"fileset entry {label!r} names several trees: {sorted(trees)}")
-            tree = trees.pop() if trees else tree
-        files = tuple(ds.files) if names is None else tuple(_file_of(ds, str(n)) for n in names)
+        files = tuple(ds.files)
+        if options.get("files") is not None:  # a list, or coffea's {file: tree}
+            names, tree = entry_files(f"fileset entry {label!r}", options["files"], tree)
+            files = tuple(_file_of(ds, n) for n in names)
         meta = {**common, **ds.metadata, **dict(options.get("metadata") or {})}
         entries.append(Entry(str(label), ds, files, tree, meta))
     if not entries:

@@ -21,19 +21,19 @@ from ..formats import manifest as mf
 from ..storage import ObjectStore, open_store
 from .pipeline import check_metadata, write_dataset
 
-__all__ = ["FilesetEntry", "read_fileset", "write_fileset"]
+__all__ = ["FilesetEntry", "entry_files", "read_fileset", "write_fileset"]
 
 _KEYS = {"files", "treename", "metadata"}
 
 
 @dataclass(frozen=True)
 class FilesetEntry:
-    """One entry: its files (paths or URLs, in order) and the tree each is read from (None:
-    every tree), and its metadata."""
+    """One entry: its files (paths or URLs, in order), the tree read from them (None: every
+    tree), and its metadata."""
 
     label: str
     files: tuple[str, ...]
-    trees: tuple[str | None, ...]
+    tree: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,20 +62,34 @@ def _entry(label: str, spec: Any) -> FilesetEntry:
             f"{where}: expected the keys 'files' (required), 'treename', 'metadata'; got "
             f"{sorted(options)}"
         )
-    files, default_tree = options["files"], options.get("treename")
-    if isinstance(files, Mapping):
-        paths = [str(f) for f in files]
-        trees = [str(t) if t else default_tree for t in files.values()]
-    elif isinstance(files, Sequence) and not isinstance(files, str):
-        paths, trees = [str(f) for f in files], [default_tree] * len(files)
-    else:
-        raise IngestError(f"{where}: 'files' is a list of files or {{file: tree}}, not {files!r}")
+    paths, tree = entry_files(where, options["files"], options.get("treename"))
     if not paths:
         raise IngestError(f"{where} has no files")
     metadata = options.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise IngestError(f"{where}: 'metadata' must be a mapping, not {metadata!r}")
-    return FilesetEntry(label, tuple(paths), tuple(trees), dict(metadata))
+    return FilesetEntry(label, tuple(paths), tree, dict(metadata))
+
+
+def entry_files(where: str, files: Any, treename: str | None) -> tuple[list[str], str | None]:
+    """The files of a fileset entry -- a list, or coffea's ``{file: tree}`` -- and the one tree
+    they are read from (``treename`` for a file that names none). IngestError, naming
+    ``where``, for anything else, or for files naming different trees: a dataset of a fileset
+    reads one tree from every file."""
+    if isinstance(files, Mapping):
+        paths = [str(f) for f in files]
+        trees = {str(t) if t else treename for t in files.values()}
+    elif isinstance(files, Sequence) and not isinstance(files, str):
+        paths, trees = [str(f) for f in files], {treename}
+    else:
+        raise IngestError(f"{where}: 'files' is a list of files or {{file: tree}}, not {files!r}")
+    if len(trees) > 1:
+        named = sorted(t for t in trees if t is not None)
+        raise IngestError(
+            f"{where} reads different trees from its files ({named}); a dataset of a fileset "
+            "reads one tree from every file"
+        )
+    return paths, trees.pop() if trees else treename
 
 
 def write_fileset(
@@ -84,30 +98,22 @@ def write_fileset(
     """Ingest every entry of ``fileset`` as a dataset named by its label (options as
     :func:`~skyhook_dask.ingest.pipeline.write_dataset`'s); returns them by label.
 
-    Every entry is checked (name, tree, metadata; the name free unless ``overwrite``) before
-    any is written;
-    then they are written one after another, each published whole, the files of an entry as
-    tasks of ``mapper`` (on Dask workers, in parallel)."""
+    Every entry is checked (files, tree, name, metadata; the name free unless ``overwrite``)
+    before any is written; then they are written one after another, each published whole, the
+    files of an entry as tasks of ``mapper`` (on Dask workers, in parallel)."""
     store = open_store(store) if isinstance(store, str) else store
     entries = read_fileset(fileset)
-    trees = {}
     for entry in entries:
         mf.validate_dataset_name(entry.label)
         check_metadata(entry.label, entry.metadata)
-        named = {t for t in entry.trees if t is not None}
-        if len(named) > 1 or (named and None in entry.trees):
-            raise IngestError(
-                f"fileset entry {entry.label!r} reads different trees from its files "
-                f"({sorted(named)}); a dataset of a fileset reads one tree from every file"
-            )
         if not options.get("overwrite") and store.exists(mf.manifest_name(entry.label)):
             raise DatasetExistsError(
                 f"dataset {entry.label!r} (fileset entry) already exists; pass overwrite=True "
                 "to replace it"
             )
-        trees[entry.label] = sorted(named) or options.get("trees")
     written = {}
     for entry in entries:
-        settings = {**options, "trees": trees[entry.label], "metadata": entry.metadata}
+        trees = [entry.tree] if entry.tree is not None else options.get("trees")
+        settings = {**options, "trees": trees, "metadata": entry.metadata}
         written[entry.label] = write_dataset(store, list(entry.files), entry.label, **settings)
     return written
