@@ -17,7 +17,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import cloudpickle
@@ -214,6 +214,11 @@ class Payload:
     processor: bytes
     schemas: Mapping[str, str]
 
+    @cached_property
+    def processor_key(self) -> bytes:
+        """A short digest of the pickled processor, computed once per payload."""
+        return hashlib.blake2b(self.processor, digest_size=16).digest()
+
 
 @lru_cache(maxsize=16)
 def _schema(text: str) -> pa.Schema:
@@ -291,7 +296,7 @@ class ChunkProcessor:
         processor = cloudpickle.loads(lz4.frame.decompress(payload.processor))
         text = payload.schemas[item.schema_key]
         columns = self._columns(item, payload)
-        touched = (hashlib.blake2b(payload.processor, digest_size=16).digest(), item.treename)
+        touched = (payload.processor_key, item.treename)
         learned = _learned(touched)
         columns.prefetch(learned, self.readahead.take(item) if self.readahead else None)
         following = self.readahead.next_item(item) if self.readahead else None
