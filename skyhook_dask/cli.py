@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .exceptions import DatasetExistsError, IngestError, SkyhookError
+from .exceptions import DatasetExistsError, DuplicateFileError, IngestError, SkyhookError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -100,6 +100,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     compression = None if args.compression == "none" else args.compression
     options = {"object_size": args.object_size, "compression": compression, "trees": args.tree}
     options["overwrite"] = args.overwrite
+    if args.append:
+        if args.overwrite:
+            raise IngestError("give --append or --overwrite, not both")
+        options["mode"] = "append"
+    options["allow_duplicates"] = args.allow_duplicates
     try:
         if args.fileset is not None:
             written = list(sk.writeFileset(args.fileset, **options).values())
@@ -109,10 +114,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if "overwrite=True" not in str(exc):
             raise
         raise DatasetExistsError(
-            str(exc).split(";")[0] + "; add --overwrite to replace it, or choose another name"
+            str(exc).split(";")[0] + "; add --overwrite to replace it, --append to add the "
+            "files to it, or choose another name"
         ) from None
+    except DuplicateFileError as exc:
+        message = str(exc).replace("allow_duplicates=True", "--allow-duplicates")
+        raise DuplicateFileError(message) from None
     for ds in written:
-        print(f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored")
+        print(
+            f"{ds.name}: {len(ds.getFiles())} files, {ds.getSize():,} bytes stored "
+            f"(version {ds.version})"
+        )
         for f in ds.getFiles():
             for s in f.skipped:
                 print(f"  skipped {f.name}:{s['tree']}/{s['branch']}: {s['reason']}")
@@ -121,11 +133,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     sk = _client(args)
+    if not args.dataset and (args.versions or args.version is not None):
+        raise SkyhookError("--versions and --version need a DATASET")
     if not args.dataset:
         for name in sk.listDatasets():
             print(name)
         return 0
-    ds = sk.getDataset(args.dataset)
+    if args.versions:
+        for v in sk.listVersions(args.dataset):
+            mark = "  (current)" if v.current else ""
+            trees = ", ".join(f"{key}: {n:,}" for key, n in v.entries.items())
+            print(
+                f"{v.version:>4}  {v.created}  {v.files} files  {v.stored_bytes:,} bytes  "
+                f"({trees}){mark}"
+            )
+        return 0
+    ds = sk.getDataset(args.dataset, args.version)
     for f in ds.getFiles():
         print(f"{f.name}  {f.size or 0:,} bytes  (stored {f.stored_size:,})")
         for key, tree in f.trees.items():
@@ -160,7 +183,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
     sk = _client(args)
-    ds = sk.getDataset(args.dataset)
+    ds = sk.getDataset(args.dataset, args.version)
     files = [ds.file(args.file)] if args.file else ds.getFiles()
     tables = [sk.runQuery(f, args.query) for f in files]
     table = pa.concat_tables(tables) if tables else pa.table({})
@@ -182,7 +205,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_hist(args: argparse.Namespace) -> int:
     sk = _client(args)
-    dataset = sk.getDataset(args.dataset)
+    dataset = sk.getDataset(args.dataset, args.version)
     bins = args.edges if args.edges else args.bins
     value_range = None if args.edges or args.range is None else tuple(args.range)
     h = sk.histogram(dataset, args.value, bins=bins, range=value_range, where=args.where,
@@ -298,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a coffea fileset: one dataset per entry, named by its label (no DATASET, no files)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument(
+        "--append", action="store_true", help="add the files to the dataset as its next version"
+    )
+    p.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="with --append, add a file even if the dataset already holds it (same ROOT UUID)",
+    )
     p.add_argument("--object-size", type=int, help="target object size in bytes")
     p.add_argument("--compression", choices=["lz4", "zstd", "none"], default="lz4")
     p.add_argument(
@@ -307,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = command("ls", cmd_ls, "list datasets, or the files and trees of one")
     p.add_argument("dataset", nargs="?")
+    p.add_argument("--versions", action="store_true", help="list the dataset's versions")
+    p.add_argument("--version", type=int, metavar="K", help="the dataset as it was at version K")
     p = command("schema", cmd_schema, "show a file's directories, trees and branches")
     p.add_argument("dataset")
     p.add_argument("--file", help="file name (default: the first)")
@@ -314,19 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("query", cmd_query, "run 'select <predicate>, project <columns>' on a dataset")
     p.add_argument("dataset")
     p.add_argument("query")
+    p.add_argument("--version", type=int, metavar="K", help="the dataset as it was at version K")
     p.add_argument("--file", help="only this file of the dataset")
     p.add_argument("-o", "--output", help="write the result to a .parquet or .csv file")
     p.add_argument("--limit", type=int, default=20, help="rows to print")
     p = command("hist", cmd_hist, "fill a histogram of a value inside the storage")
     p.add_argument("dataset")
     p.add_argument("value", help="what to fill, e.g. 'Jet_pt[abs(Jet_eta) < 1]'")
+    p.add_argument("--version", type=int, metavar="K", help="the dataset as it was at version K")
     p.add_argument("--bins", type=int, default=50, help="number of regular bins")
     p.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"))
     p.add_argument("--edges", type=float, nargs="+", help="variable bin edges instead")
     p.add_argument("--where", help="event selection, e.g. 'count(Jet_pt > 40) >= 2'")
     p.add_argument("--weight", help="weight per event or per element")
     p.add_argument("-o", "--output", help="save a plot (.png, .pdf, .svg)")
-    p = command("gc", cmd_gc, "delete objects no published dataset refers to")
+    p = command("gc", cmd_gc, "delete objects no version of a dataset refers to")
     p.add_argument("dataset", nargs="?")
     p = command(
         "verify", cmd_verify, "check every object's checksum and format against the manifest"

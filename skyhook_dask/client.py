@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from .catalog import model as catalog
 from .catalog.model import Dataset, File
+from .catalog.versions import DatasetVersion, list_versions
 from .exceptions import SkyhookError
 from .formats.protocol import ScanMetrics
 from .storage import ObjectStore, normalize_url, open_store
@@ -123,9 +124,12 @@ class SkyhookDM:
     def writeDataset(
         self, urls: Sequence[str | os.PathLike[str]] | str, datasetname: str, **options: Any
     ) -> Dataset:
-        """Ingest ROOT files (local paths, file:// or http(s):// URLs) as ``datasetname``.
+        """Ingest ROOT files (local paths, ``file://``, ``http(s)://`` or ``root://`` URLs) as
+        ``datasetname``.
 
-        Options: ``object_size``, ``compression``, ``trees``, ``overwrite``, ``progress``.
+        Options: ``object_size``, ``compression``, ``trees``, ``overwrite``, ``progress``,
+        ``metadata``, ``mode`` ("create", "overwrite" or "append": add the files as the
+        dataset's next version) and ``allow_duplicates`` (append a file already in it).
         """
         from .ingest.pipeline import write_dataset
         from .runtime.mappers import OnDask
@@ -146,8 +150,14 @@ class SkyhookDM:
         mapper = None if self.client is None else OnDask(self.client)
         return write_fileset(self.store, fileset, mapper=mapper, **options)
 
-    def getDataset(self, name: str) -> Dataset:
-        return catalog.load_dataset(self.store, name)
+    def getDataset(self, name: str, version: int | None = None) -> Dataset:
+        """The dataset ``name`` as it is now, or as it was at ``version`` (see listVersions)."""
+        return catalog.load_dataset(self.store, name, version)
+
+    def listVersions(self, name: str) -> list[DatasetVersion]:
+        """The versions of dataset ``name`` that can be read, oldest first (each append
+        publishes one; overwriting starts again)."""
+        return list_versions(self.store, name)
 
     def listDatasets(self) -> list[str]:
         return catalog.list_datasets(self.store)
@@ -235,6 +245,7 @@ class SkyhookDM:
     write_dataset = writeDataset
     get_dataset = getDataset
     list_datasets = listDatasets
+    list_versions = listVersions
     add_dataset_schema = addDatasetSchema
     write_arrow_table = writeArrowTable
     run_query = runQuery

@@ -93,6 +93,19 @@ class IngestError(SkyhookError):
     """A ROOT file could not be ingested; the message names the file (and branch)."""
 
 
+class DuplicateFileError(IngestError):
+    """A file appended to a dataset is already in it (the same ROOT file UUID)."""
+
+
+class DatasetVersionNotFoundError(DatasetNotFoundError):
+    def __init__(self, name: str, version: int, kept: Iterable[int]) -> None:
+        listed = ", ".join(str(v) for v in kept) or "none"
+        SkyhookError.__init__(
+            self, f"dataset {name!r} has no version {version}; the versions kept are: {listed}"
+        )
+        self.name, self.version = name, version
+
+
 class SchemaError(SkyhookError, ValueError):
     """A dataset schema document (addDatasetSchema) or a table that does not fit it."""
 

@@ -34,9 +34,8 @@ from skyhook_dask.exceptions import (
     ObjectNotFoundError,
 )
 from skyhook_dask.formats import manifest as mf
-from skyhook_dask.ingest.lock import holder_is_dead, owner_record
+from skyhook_dask.ingest.lock import dataset_lock, holder_is_dead, owner_record
 from skyhook_dask.ingest.pipeline import IngestOptions, ingest_file, new_ingest_id, write_dataset
-from skyhook_dask.ingest.writer import dataset_lock
 from skyhook_dask.storage import close_stores, open_store
 from skyhook_dask.storage.local import LocalStore
 

@@ -117,8 +117,8 @@ def test_first_hour_edges(store: str, tmp_path: Path, capsys: pytest.CaptureFixt
     assert status == 0 and out.split() == ["mu"]
     status, _, err = run(capsys, "ingest", "mu", str(SAMPLE), "--store", store)
     assert status == 1 and err == (
-        "error: dataset 'mu' already exists; add --overwrite to replace it, or choose another "
-        "name\n"
+        "error: dataset 'mu' already exists; add --overwrite to replace it, --append to add the "
+        "files to it, or choose another name\n"
     )
     # anything unexpected is one line too, and --verbose adds the traceback
     status, _, err = run(capsys, "query", "--store", store, "mu", "project nMuon", "--file", "x")

@@ -76,7 +76,7 @@ def test_bad_filesets_name_the_entry_and_write_nothing(tmp_path: Path) -> None:
             sk.writeFileset(fileset)
     assert list_datasets(url) == []  # nothing written by any of them
     sk.writeFileset({"B": [DY]})
-    with pytest.raises(DatasetExistsError, match=r"'B' .* already exists"):
+    with pytest.raises(DatasetExistsError, match="dataset 'B' already exists"):
         sk.writeFileset({"A": [DY], "B": [DIMUON]})
     assert list_datasets(url) == ["B"]  # checked before A was written
     with pytest.raises(KeyError, match=r"has no file 'other\.root'"):
@@ -101,3 +101,29 @@ def test_command_line_ingests_a_fileset_file(
             err.startswith("error: give a DATASET and its files, or --fileset")
             and err.count("\n") == 1
         )
+
+
+def test_every_entry_ingests_in_one_round_of_tasks_and_appends_grow_entries(
+    tmp_path: Path,
+) -> None:
+    """All files of all entries are the tasks of one mapper call (on Dask: in parallel); a
+    second fileset appended to the first adds each entry's files as its next version."""
+    from skyhook_dask.ingest.fileset import write_fileset
+    from skyhook_dask.runtime.mappers import InProcess
+
+    rounds: list[list[str]] = []
+
+    class Recording(InProcess):
+        def run(self, func: Any, calls: list[Any], *args: Any) -> list:
+            rounds.append([call[1] for call in calls])
+            return super().run(func, calls, *args)
+
+    url, mapper = (tmp_path / "store").as_uri(), Recording()
+    write_fileset(url, {"A": [DY], "B": [DIMUON, DY]}, mapper=mapper)
+    assert rounds == [[DY, DIMUON, DY]]
+    grown = write_fileset(url, {"A": [DIMUON]}, mapper=mapper, mode="append")
+    assert (grown["A"].version, [f.name for f in grown["A"].files]) == (
+        2, ["nano_dy.root", "nano_dimuon.root"]
+    )  # fmt: skip
+    with pytest.raises(IngestError, match="already in dataset 'B'"):
+        write_fileset(url, {"B": [DY]}, mapper=mapper, mode="append")

@@ -279,7 +279,7 @@ def test_progress_bar(store: Any, small: list[Path], capsys: pytest.CaptureFixtu
 def test_every_basket_is_decompressed_once_whatever_the_object_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skyhook_dask.ingest import pipeline
+    from skyhook_dask.ingest import one_file
     from skyhook_dask.ingest.generate import generate_nanoaod
 
     path = generate_nanoaod(
@@ -295,7 +295,7 @@ def test_every_basket_is_decompressed_once_whatever_the_object_size(
         return decompress(self, data, uncompressed_bytes)
 
     monkeypatch.setattr(uproot.compression.ZSTD, "decompress", counting)
-    monkeypatch.setattr(pipeline, "READ_BYTES", 200_000)  # a few clusters per read, here
+    monkeypatch.setattr(one_file, "READ_BYTES", 200_000)  # a few clusters per read, here
     counts = {}
     for size in (4_000, 4_000_000):  # ~60 objects, or one
         calls["n"] = 0

@@ -12,6 +12,7 @@ from ingest_support import SMALL, assert_matches_root, generated_file, memory_st
 
 from skyhook_dask.catalog.model import Dataset, list_datasets, load_dataset
 from skyhook_dask.exceptions import DatasetExistsError, DatasetNotFoundError, IngestError
+from skyhook_dask.ingest.lock import dataset_lock
 from skyhook_dask.ingest.pipeline import (
     IngestOptions,
     collect_garbage,
@@ -20,7 +21,6 @@ from skyhook_dask.ingest.pipeline import (
     publish,
     write_dataset,
 )
-from skyhook_dask.ingest.writer import dataset_lock
 
 store = pytest.fixture(memory_store)
 generated = pytest.fixture(scope="module")(generated_file)

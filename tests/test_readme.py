@@ -100,3 +100,9 @@ def test_the_fileset_snippet_runs_after_the_tour(tmp_path: Path) -> None:
         for label, name in (("DY", "nano_dy.root"), ("Data", "nano_dimuon.root"))
     }
     assert out.splitlines()[-1] == str(muons)
+
+
+def test_the_append_snippet_runs_after_the_tour(tmp_path: Path) -> None:
+    out = _run_after_the_tour(tmp_path, 'mode="append"', "append_snippet.py")
+    n_muon = uproot.open(sample_path("nano_dimuon.root"))["Events"]["nMuon"].array(library="np")
+    assert out.splitlines()[-2:] == ["[1, 2] [1, 2]", str(int((n_muon >= 2).sum()))]

@@ -17,7 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..exceptions import DatasetNotFoundError, ObjectNotFoundError, UnknownTreeError
+from ..exceptions import (
+    DatasetNotFoundError,
+    DatasetVersionNotFoundError,
+    ObjectNotFoundError,
+    UnknownTreeError,
+)
 from ..formats import manifest as mf
 from ..storage import ObjectStore, open_store
 
@@ -264,6 +269,11 @@ class Dataset:
         return str(self.manifest["ingest_id"])
 
     @property
+    def version(self) -> int:
+        """This version's number: 1 when created, one more with each publication."""
+        return mf.dataset_version(self.manifest)
+
+    @property
     def store(self) -> ObjectStore:
         return open_store(self.store_url)
 
@@ -301,8 +311,12 @@ def list_datasets(store: ObjectStore | str) -> list[str]:
     )
 
 
-def load_dataset(store: ObjectStore | str, name: str) -> Dataset:
-    """The published dataset ``name``; DatasetNotFoundError (with close names) if there is none."""
+def load_dataset(store: ObjectStore | str, name: str, version: int | None = None) -> Dataset:
+    """The published dataset ``name``: its current version, or ``version`` of its history.
+
+    DatasetNotFoundError (with close names) if there is none; DatasetVersionNotFoundError
+    (with the versions kept) if the dataset has no such version.
+    """
     store = open_store(store) if isinstance(store, str) else store
     mf.validate_dataset_name(name)
     where = mf.manifest_name(name)
@@ -310,4 +324,23 @@ def load_dataset(store: ObjectStore | str, name: str) -> Dataset:
         data = store.read(where)
     except ObjectNotFoundError:
         raise DatasetNotFoundError(name, list_datasets(store)) from None
+    current = Dataset(name, mf.loads(data, f"{where} in {store.url}"), store.url)
+    if version is None or version == current.version:
+        return current
+    kept = kept_versions(store, current)
+    where = mf.version_name(name, version)
+    try:
+        data = store.read(where) if version in kept else None
+    except ObjectNotFoundError:  # removed since it was listed
+        data = None
+    if data is None:
+        raise DatasetVersionNotFoundError(name, version, kept)
     return Dataset(name, mf.loads(data, f"{where} in {store.url}"), store.url)
+
+
+def kept_versions(store: ObjectStore, current: Dataset) -> list[int]:
+    """The versions of ``current``'s history that can be read, oldest first."""
+    start = mf.history_start(current.manifest)
+    listed = (mf.version_of_name(n) for n in store.list(mf.versions_prefix(current.name)))
+    kept = {v for v in listed if v is not None and start <= v <= current.version}
+    return sorted(kept | {current.version})

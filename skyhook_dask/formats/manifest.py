@@ -3,10 +3,13 @@
 It is written last (one atomic ``write``), so a dataset is visible completely or not at all.
 Store layout of a dataset::
 
-    {dataset}/manifest.json                       this document
+    {dataset}/manifest.json                       this document: the current version
+    {dataset}/versions/{version:08d}.json         every version of its history, as published
     {dataset}/schema.json                         a registered dataset schema (addDatasetSchema)
     {dataset}/manifest.lock                       held while a writer replaces the manifest
-    {dataset}/data/{ingest_id}/f{file:04d}-t{tree:03d}-{seq:06d}   data objects (Arrow IPC files)
+    {dataset}/ingests/{ingest_id}                 an ingest under way (its objects are kept)
+    {dataset}/data/{ingest_id}/f{file:04d}-t{tree:03d}-{seq:06d}   data objects (Arrow IPC files;
+                                                  f: the file's number within its ingest)
 
 Format (``"format": "skyhook-dataset", "version": 1``)::
 
@@ -14,10 +17,15 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
     created       ISO 8601 UTC time of this publication
     ingest_id     id of the ingest that published it ("20260101T120000Z-1a2b3c4d")
     schema        "{dataset}/schema.json" when a dataset schema is registered, else null
+    dataset_version   number of this publication: 1, 2, ... (absent in manifests written
+                  before versions existed: 1)
+    history_start the version that began this history (created or overwrote the dataset);
+                  every later version only added files, so the versions from history_start
+                  on reference no object the current one does not (absent: 1)
     metadata      (optional) JSON object the dataset was written with, e.g. a coffea fileset
                   entry's metadata
     files         list of file entries:
-      file_no            position of the file in the dataset (unique)
+      file_no            position of the file in the dataset (unique; appended files follow)
       name               base name of the source (or the table name of writeArrowTable)
       url                where it was read from (null for written tables)
       size               source size in bytes (null if unknown)
@@ -78,6 +86,8 @@ MANIFEST = "manifest.json"
 SCHEMA = "schema.json"
 LOCK = "manifest.lock"
 DATA = "data"
+VERSIONS = "versions"
+INGESTS = "ingests"
 
 
 def validate_dataset_name(name: str) -> str:
@@ -98,6 +108,32 @@ def schema_name(dataset: str) -> str:
 
 def lock_name(dataset: str) -> str:
     return f"{dataset}/{LOCK}"
+
+
+def versions_prefix(dataset: str) -> str:
+    return f"{dataset}/{VERSIONS}/"
+
+
+def version_name(dataset: str, version: int) -> str:
+    return f"{versions_prefix(dataset)}{version:08d}.json"
+
+
+def version_of_name(name: str) -> int | None:
+    """The version a record name (``ds/versions/00000003.json``) holds; None for other names."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+    return int(stem) if stem.isdigit() and name.endswith(".json") else None
+
+
+def ingest_marker_name(dataset: str, ingest_id: str) -> str:
+    return f"{dataset}/{INGESTS}/{ingest_id}"
+
+
+def dataset_version(manifest: dict[str, Any]) -> int:
+    return int(manifest.get("dataset_version", 1))
+
+
+def history_start(manifest: dict[str, Any]) -> int:
+    return int(manifest.get("history_start", 1))
 
 
 def data_prefix(dataset: str, ingest_id: str | None = None) -> str:

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog.model import Dataset
-from ..exceptions import DatasetExistsError, IngestError
-from ..formats import manifest as mf
+from ..exceptions import IngestError
 from ..storage import ObjectStore, open_store
-from .pipeline import check_metadata, write_dataset
+from .pipeline import DatasetWrite, write_datasets
 
 __all__ = ["FilesetEntry", "entry_files", "read_fileset", "write_fileset"]
 
@@ -98,22 +97,18 @@ def write_fileset(
     """Ingest every entry of ``fileset`` as a dataset named by its label (options as
     :func:`~skyhook_dask.ingest.pipeline.write_dataset`'s); returns them by label.
 
-    Every entry is checked (files, tree, name, metadata; the name free unless ``overwrite``)
-    before any is written; then they are written one after another, each published whole, the
-    files of an entry as tasks of ``mapper`` (on Dask workers, in parallel)."""
+    Every entry is checked (files, tree, name, metadata; the name free unless ``overwrite`` or
+    ``mode="append"``) before any is written; then the files of every entry run as the tasks
+    of one ``mapper`` call (on Dask workers, in parallel), and each entry is published whole.
+    """
     store = open_store(store) if isinstance(store, str) else store
-    entries = read_fileset(fileset)
-    for entry in entries:
-        mf.validate_dataset_name(entry.label)
-        check_metadata(entry.label, entry.metadata)
-        if not options.get("overwrite") and store.exists(mf.manifest_name(entry.label)):
-            raise DatasetExistsError(
-                f"dataset {entry.label!r} (fileset entry) already exists; pass overwrite=True "
-                "to replace it"
-            )
-    written = {}
-    for entry in entries:
-        trees = [entry.tree] if entry.tree is not None else options.get("trees")
-        settings = {**options, "trees": trees, "metadata": entry.metadata}
-        written[entry.label] = write_dataset(store, list(entry.files), entry.label, **settings)
-    return written
+    writes = [
+        DatasetWrite(
+            entry.label,
+            list(entry.files),
+            entry.metadata,
+            [entry.tree] if entry.tree is not None else None,
+        )
+        for entry in read_fileset(fileset)
+    ]
+    return write_datasets(store, writes, **options)

@@ -36,14 +36,16 @@ from ..formats import manifest as mf
 from ..formats.names import validate_name
 from ..formats.objects import EVENT_ID
 from ..storage import ObjectStore, open_store
-from .writer import (
-    ObjectWriter,
+from .commit import (
+    Manifest,
     check_objects_present,
+    commit,
     dataset_lock,
     discard_objects,
+    ingest_under_way,
     read_manifest,
-    rows_per_object,
 )
+from .writer import ObjectWriter, rows_per_object
 
 SCHEMA_FORMAT = "skyhook-schema"
 DEFAULT_TREE = "table"
@@ -215,11 +217,15 @@ def add_dataset_schema(
                 "replace it"
             )
         store.write(mf.schema_name(name), json.dumps(record).encode())
-        manifest = read_manifest(store, name)
-        if manifest is None or manifest.get("schema") is None:
-            manifest = manifest or mf.new_manifest(name, mf.new_ingest_id())
-            manifest["schema"] = mf.schema_name(name)
-            store.write(mf.manifest_name(name), mf.dumps(manifest))
+    manifest = read_manifest(store, name)
+    if manifest is None or manifest.get("schema") is None:
+
+        def change(current: Manifest | None) -> Manifest:
+            current = current or mf.new_manifest(name, mf.new_ingest_id())
+            current["schema"] = mf.schema_name(name)
+            return current
+
+        commit(store, name, change, append=True)
     return str(name)
 
 
@@ -377,25 +383,26 @@ def write_arrow_table(
     per_row = table.nbytes / table.num_rows if table.num_rows else 1.0
     rows = rows_per_object(table.num_rows, per_row, int(object_size or config.get("object-size")))
     writer = ObjectWriter(store, name_of, rows, compression)
+
+    def change(manifest: Manifest | None) -> Manifest:
+        manifest = manifest or mf.new_manifest(
+            data_schema_name, ingest_id, mf.schema_name(data_schema_name)
+        )
+        taken = {f["name"] for f in manifest["files"]}
+        number = max((f["file_no"] for f in manifest["files"]), default=-1) + 1
+        name = table_name or f"{DEFAULT_TREE}-{number}"
+        if name in taken:
+            raise SchemaError(f"dataset {data_schema_name!r} already has a table named {name!r}")
+        entry = _file_entry(table, name, tree, number, ingest_id, writer.objects)
+        check_objects_present(store, data_schema_name, [entry])
+        manifest["files"].append(entry)
+        return manifest
+
     try:
-        writer.add(table)
-        writer.flush()
-        with dataset_lock(store, data_schema_name):
-            manifest = read_manifest(store, data_schema_name) or mf.new_manifest(
-                data_schema_name, ingest_id, mf.schema_name(data_schema_name)
-            )
-            taken = {f["name"] for f in manifest["files"]}
-            number = max((f["file_no"] for f in manifest["files"]), default=-1) + 1
-            name = table_name or f"{DEFAULT_TREE}-{number}"
-            if name in taken:
-                raise SchemaError(
-                    f"dataset {data_schema_name!r} already has a table named {name!r}"
-                )
-            entry = _file_entry(table, name, tree, number, ingest_id, writer.objects)
-            check_objects_present(store, data_schema_name, [entry])
-            manifest["files"].append(entry)
-            manifest["created"] = mf.utc_now()
-            store.write(mf.manifest_name(data_schema_name), mf.dumps(manifest))
+        with ingest_under_way(store, data_schema_name, ingest_id):
+            writer.add(table)
+            writer.flush()
+            commit(store, data_schema_name, change, append=True)
     except BaseException:
         discard_objects(store, data_schema_name, ingest_id)
         raise
