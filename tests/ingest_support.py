@@ -123,10 +123,10 @@ def assert_matches_root(store: Any, dataset: Dataset, path: Path, stats: bool = 
                 parts = numpy_parts(truth[column])
                 if stats and parts is not None:
                     offsets, values = parts
-                    for obj in tree.objects:
+                    for obj, known in zip(tree.objects, tree.stats([column]), strict=True):
                         part = values[offsets[obj.first_event] : offsets[obj.stop_event]]
-                        check_stats(obj.stats[column], part)
+                        check_stats(known[column], part)
             if stats:
-                for obj in tree.objects:
+                for obj, known in zip(tree.objects, tree.stats(["event_id"]), strict=True):
                     ids = np.arange(obj.first_event, obj.stop_event)
-                    check_stats(obj.stats["event_id"], ids)
+                    check_stats(known["event_id"], ids)

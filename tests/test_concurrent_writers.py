@@ -71,7 +71,7 @@ def test_concurrent_ingests_threads(kind: str, small: list[Path], tmp_path: Path
             [small[0].name], [small[1].name]
         )  # fmt: skip
         # The loser's objects are gone (it removed them, or the winner collected them).
-        referenced = {o.name for _, _, o in load_dataset(store, "same").objects()}
+        referenced = mf.referenced_objects(load_dataset(store, "same").manifest)
         assert set(store.list("same/data/")) == referenced
         close_stores(url)
 
@@ -108,9 +108,9 @@ def test_concurrent_publishes_one_wins(small: list[Path]) -> None:
     winners = [o for o in outcomes if isinstance(o, str)]
     assert len(winners) == 1, outcomes
     _assert_one_ingest(store, "same", winners)
-    assert set(store.list("same/data/")) == {
-        o.name for _, _, o in load_dataset(store, "same").objects()
-    }
+    assert set(store.list("same/data/")) == mf.referenced_objects(
+        load_dataset(store, "same").manifest
+    )
     close_stores(store.url)
 
 

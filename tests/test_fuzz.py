@@ -215,14 +215,19 @@ def test_verify_names_missing_truncated_swapped_and_stray_objects(
     store.write(objects[2].name, store.read(objects[3].name))  # valid Arrow, wrong object
     stray = mf.data_prefix("raw", "20000101T000000Z-00000000") + "f0000-t000-000000"
     store.write(stray, b"left over")
+    stats = [t.object_stats for f in dataset.files for t in f.trees.values() if t.object_stats]
+    first_stats = stats[0]["name"]
+    store.write(first_stats, store.read(first_stats)[:-1])  # the statistics are checked too
     report = verify_dataset(store, "raw")
     kinds = [(type(e), e.name) for e in report.errors]  # type: ignore[attr-defined]
     assert kinds == [
         (ObjectNotFoundError, objects[0].name),
         (ChecksumError, objects[1].name),
         (ChecksumError, objects[2].name),
+        (ChecksumError, first_stats),
     ]
     every = [o for _, _, o in dataset.objects()]
-    assert report.objects == len(every) and report.unreferenced == [stray]
-    assert report.bytes == sum(o.bytes for o in every if o not in objects[:3])
+    assert report.objects == len(every) + len(stats) and report.unreferenced == [stray]
+    intact = sum(o.bytes for o in every if o not in objects[:3])
+    assert report.bytes == intact + sum(s["bytes"] for s in stats[1:])
     assert objects[0].name in str(report)

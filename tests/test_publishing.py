@@ -12,6 +12,7 @@ from ingest_support import SMALL, assert_matches_root, generated_file, memory_st
 
 from skyhook_dask.catalog.model import Dataset, list_datasets, load_dataset
 from skyhook_dask.exceptions import DatasetExistsError, DatasetNotFoundError, IngestError
+from skyhook_dask.formats import manifest as mf
 from skyhook_dask.ingest.lock import dataset_lock
 from skyhook_dask.ingest.pipeline import (
     IngestOptions,
@@ -37,7 +38,7 @@ def test_existing_dataset_needs_overwrite(store: Any, small: list[Path], generat
     assert load_dataset(store, "ds").files[0].name == generated.name
     now = set(store.list("ds/data/"))
     assert not now & old_objects  # the replaced objects are gone
-    assert now == {o.name for _, _, o in second.objects()}
+    assert now == mf.referenced_objects(second.manifest)
     assert_matches_root(store, second, generated, stats=False)
 
 
@@ -46,13 +47,13 @@ def test_crash_before_publish_leaves_nothing_visible(store: Any, small: list[Pat
     ingest_id = new_ingest_id()
     entry = ingest_file(store.url, str(path), "crashy", ingest_id, 0, IngestOptions(SMALL))
     written = set(store.list("crashy/data/"))
-    assert written == {o["name"] for t in entry["trees"] for o in t["objects"]}
+    assert written == {n for t in entry["trees"] for n in mf.tree_object_names(t)}
     assert "crashy" not in list_datasets(store)
     with pytest.raises(DatasetNotFoundError):
         load_dataset(store, "crashy")
     # the re-run publishes, and collects the crashed attempt's objects
     dataset = write_dataset(store, [path], "crashy", object_size=SMALL)
-    assert set(store.list("crashy/data/")) == {o.name for _, _, o in dataset.objects()}
+    assert set(store.list("crashy/data/")) == mf.referenced_objects(dataset.manifest)
     assert not written & set(store.list("crashy/data/"))
     assert_matches_root(store, dataset, path, stats=False)
 
@@ -104,7 +105,7 @@ def test_collect_garbage(store: Any, small: list[Path]) -> None:
     stray = "gc/data/20000101T000000Z-00000000/f0000-t000-000000"
     store.write(stray, b"left over")
     assert collect_garbage(store, "gc") == [stray]
-    assert set(store.list("gc/data/")) == {o.name for _, _, o in dataset.objects()}
+    assert set(store.list("gc/data/")) == mf.referenced_objects(dataset.manifest)
 
 
 def test_dataset_lock_waits_and_breaks_stale_locks(store: Any) -> None:

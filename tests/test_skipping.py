@@ -20,6 +20,7 @@ from skyhook_dask.query.binding import bind as bind_query
 from skyhook_dask.query.expr import Call, Column, Expr, Literal
 from skyhook_dask.query.parser import parse_query
 from skyhook_dask.query.skipping import may_match, must_match
+from skyhook_dask.query.skipping_table import may_match_all, must_match_all
 
 events = pytest.fixture(scope="module")(sample_events)
 
@@ -259,3 +260,34 @@ def test_must_match_on_the_sample_file(events: pa.Table) -> None:
             assert len(scanned(bound.predicate, events)) == events.num_rows, text
     assert must_match(bind(f"select nMuon >= {low}", schema).predicate, {}) is False
     assert must_match(None, {}) is True
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tables() | tables(nulls=False), min_size=1, max_size=5), PREDICATES)
+def test_skipping_a_table_of_objects_equals_asking_each(objects: list[pa.Table],
+                                                        predicate: Expr) -> None:  # fmt: skip
+    """The statistics table answers every object as the per-object functions do (or declines,
+    None, when an integer is too large for float64)."""
+    per_object = [mf.table_stats(t) for t in objects]
+    table = mf.stats_table(per_object, objects[0].schema)
+    may, must = may_match_all(predicate, table), must_match_all(predicate, table)
+    for i, stats in enumerate(per_object):
+        if may is not None:
+            assert bool(may[i]) == may_match(predicate, stats), (i, stats)
+        if must is not None:
+            assert bool(must[i]) == must_match(predicate, stats), (i, stats)
+
+
+def test_a_table_of_ordinary_statistics_is_answered_at_once() -> None:
+    objects = [
+        pa.table({"i": pa.array([1, 5], pa.int64()), "g": pa.array([0.5, 2.5], pa.float32())}),
+        pa.table({"i": pa.array([7, 9], pa.int64()), "g": pa.array([None, 1.0], pa.float32())}),
+    ]
+    table = mf.stats_table([mf.table_stats(t) for t in objects], objects[0].schema)
+    expr = Call("and_kleene", (Call("greater", (Column("i"), Literal(6, "int64"))),
+                               Call("less", (Column("g"), Literal(2.0, "float")))))  # fmt: skip
+    assert may_match_all(expr, table).tolist() == [False, True]
+    assert must_match_all(expr, table).tolist() == [False, False]  # g has a null in object 2
+    big = pa.table({"i": pa.array([2**60], pa.int64()), "g": pa.array([1.0], pa.float32())})
+    huge = mf.stats_table([mf.table_stats(big)], big.schema)
+    assert may_match_all(expr, huge) is None  # beyond float64's exact integers: asked per object

@@ -14,6 +14,7 @@ import pytest
 
 from skyhook_dask.catalog.model import list_datasets, load_dataset
 from skyhook_dask.exceptions import DatasetExistsError, InvalidNameError, SchemaError
+from skyhook_dask.formats import manifest as mf
 from skyhook_dask.formats.objects import read_columns
 from skyhook_dask.ingest.pipeline import add_dataset_schema, write_arrow_table
 from skyhook_dask.ingest.tables import parse_qastle, selection_result
@@ -78,8 +79,10 @@ def test_seed_example_round_trip(store: Any) -> None:
     assert file.name == "table-0" and list(file.trees) == ["forkme;1"]
     tree = file.trees["forkme;1"]
     assert tree.entries == 3 and [o.name for o in tree.objects] == objs
-    assert tree.objects[0].stats["mu_eta"] == {"nulls": 0, "min": 22, "max": 24}
-    assert dataset.getSize() == sum(store.stat(o).size for o in objs)
+    assert tree.stats(["mu_eta"])[0]["mu_eta"] == {"nulls": 0, "min": 22, "max": 24}
+    stored = mf.referenced_objects(dataset.manifest)
+    assert stored == {*objs, tree.object_stats["name"]}  # the objects and their statistics
+    assert dataset.getSize() == sum(store.stat(o).size for o in stored)
 
 
 def test_tables_append_and_split_by_size(store: Any) -> None:
@@ -98,9 +101,9 @@ def test_tables_append_and_split_by_size(store: Any) -> None:
     with pytest.raises(SchemaError, match="already has a table named 'first'"):
         write_arrow_table(store, pa.Table.from_pandas(seed_frame()), SEED_NAME, "first")
     assert len(load_dataset(store, SEED_NAME).files) == 2
-    assert set(store.list(f"{SEED_NAME}/data/")) == {
-        o.name for _, _, o in load_dataset(store, SEED_NAME).objects()
-    }
+    assert set(store.list(f"{SEED_NAME}/data/")) == mf.referenced_objects(
+        load_dataset(store, SEED_NAME).manifest
+    )
 
 
 def test_table_columns_are_checked(store: Any) -> None:
@@ -116,7 +119,8 @@ def test_table_columns_are_checked(store: Any) -> None:
     with pytest.raises(SchemaError, match="event_id column is not integer"):
         bad = seed_frame().assign(event_id=["a", "b", "c"])
         write_arrow_table(store, pa.Table.from_pandas(bad), SEED_NAME)
-    assert set(store.list(f"{SEED_NAME}/data/")) == set(objs)  # nothing left behind
+    left = set(store.list(f"{SEED_NAME}/data/"))  # nothing left behind
+    assert left == mf.referenced_objects(load_dataset(store, SEED_NAME).manifest) >= set(objs)
 
 
 def test_unregistered_schema(store: Any) -> None:
@@ -189,8 +193,9 @@ def test_failed_write_leaves_nothing(store: Any, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(tables, "check_objects_present", vanished)
     with pytest.raises(RuntimeError, match="vanished"):
         write_arrow_table(store, pa.Table.from_pandas(seed_frame(rows=50)), SEED_NAME)
-    assert set(store.list(f"{SEED_NAME}/data/")) == set(kept)
-    assert len(load_dataset(store, SEED_NAME).files) == 1
+    dataset = load_dataset(store, SEED_NAME)
+    assert set(store.list(f"{SEED_NAME}/data/")) == mf.referenced_objects(dataset.manifest)
+    assert len(dataset.files) == 1 and {o.name for _, _, o in dataset.objects()} == set(kept)
     assert not store.exists(f"{SEED_NAME}/manifest.lock")
 
 
@@ -205,5 +210,5 @@ def test_half_floats_are_stored_as_float32(store: Any) -> None:
     assert back.schema.field("h").type == pa.float32()
     assert back.schema.field("hs").type == pa.list_(pa.float32())
     np.testing.assert_array_equal(back.column("h").to_numpy(), halves.astype(np.float32))
-    (obj,) = load_dataset(store, "half").getFiles()[0].trees["table;1"].objects
-    assert obj.stats["h"] == {"nulls": 0}  # NaN: no bounds that hold every value
+    (known,) = load_dataset(store, "half").getFiles()[0].trees["table;1"].stats(["h"])
+    assert known["h"] == {"nulls": 0}  # NaN: no bounds that hold every value

@@ -43,7 +43,8 @@ def test_only_objects_within_the_bounds_drop_the_predicate(source: Path, events:
     filtered = [r.predicate is not None for r in requests]
     assert filtered == [not o.unfiltered for o in plan.objects]
     assert len(plan.objects) + len(plan.skipped) > 3 and any(filtered) and not all(filtered)
-    stats = {o.name: o.stats for o in file.trees["Events;1"].objects}
+    tree = file.trees["Events;1"]
+    stats = {o.name: s for o, s in zip(tree.objects, tree.stats(["event"]), strict=True)}
     for obj, needs_filter in zip(plan.objects, filtered, strict=True):
         assert needs_filter == (stats[obj.name]["event"]["min"] < cut)  # event numbers rise
 

@@ -10,7 +10,8 @@ sizes, checksum, per-column min/max for skipping objects).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -18,12 +19,14 @@ from typing import Any
 import pyarrow as pa
 
 from ..exceptions import (
+    ChecksumError,
     DatasetNotFoundError,
     DatasetVersionNotFoundError,
     ObjectNotFoundError,
     UnknownTreeError,
 )
 from ..formats import manifest as mf
+from ..formats.objects import open_object, read_columns
 from ..storage import ObjectStore, open_store
 
 
@@ -57,9 +60,11 @@ class TreeInfo:
     schema_b64: str = field(repr=False)
     objects: list[ObjectEntry] = field(repr=False)
     skipped: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    object_stats: dict[str, Any] | None = field(default=None, repr=False)
+    store_url: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, entry: dict[str, Any]) -> TreeInfo:
+    def from_json(cls, entry: dict[str, Any], store_url: str | None = None) -> TreeInfo:
         return cls(
             key=entry["key"],
             name=entry["name"],
@@ -69,6 +74,8 @@ class TreeInfo:
             schema_b64=entry["schema"],
             objects=[ObjectEntry.from_json(o) for o in entry["objects"]],
             skipped=list(entry.get("skipped", [])),
+            object_stats=entry.get("object_stats"),
+            store_url=store_url,
         )
 
     @cached_property
@@ -81,7 +88,44 @@ class TreeInfo:
 
     @property
     def size(self) -> int:
-        return sum(o.bytes for o in self.objects)
+        """Stored bytes: the objects and their statistics object."""
+        stats = self.object_stats["bytes"] if self.object_stats else 0
+        return sum(o.bytes for o in self.objects) + stats
+
+    def stats_table(self, columns: Iterable[str]) -> pa.Table | None:
+        """Every object's statistics of ``columns`` as one table (a row per object, see
+        :func:`formats.manifest.stats_table`); None when the manifest holds them inline
+        (older manifests) or there are no objects. Only those columns are decoded."""
+        if self.object_stats is None:
+            return None
+        if self.store_url is None:
+            raise ObjectNotFoundError("<no store>", self.object_stats["name"])
+        data, present = _stats_object(self.store_url, self.object_stats["name"],
+                                      self.object_stats["checksum"])  # fmt: skip
+        wanted = [f"{c}/{k}" for c in columns for k in mf.STATS_KINDS if f"{c}/{k}" in present]
+        return read_columns(data, wanted, name=self.object_stats["name"])
+
+    def stats(self, columns: Iterable[str]) -> list[dict[str, dict[str, Any]]]:
+        """Each object's statistics of ``columns``, in object order: ``{column: {"nulls",
+        "min", "max"}}`` with what is known (read from the statistics object, once)."""
+        columns = list(columns)
+        if self.object_stats is None:  # no objects, or statistics inline (older manifests)
+            return [{c: o.stats[c] for c in columns if c in o.stats} for o in self.objects]
+        if not columns:
+            return [{} for _ in self.objects]
+        table = self.stats_table(columns)
+        assert table is not None
+        return mf.stats_rows(table, columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _stats_object(store_url: str, name: str, checksum: str) -> tuple[pa.Buffer, frozenset[str]]:
+    """A statistics object's bytes and column names, read and checked once per process (it
+    never changes); queries decode only the columns they test."""
+    data = open_store(store_url).read(name)
+    if mf.checksum(data) != checksum:
+        raise ChecksumError(name, checksum, mf.checksum(data))
+    return pa.py_buffer(data), frozenset(open_object(data, name).schema.names)
 
 
 class RootNode:
@@ -165,8 +209,9 @@ class File:
         self.size: int | None = entry.get("size")
         self.ingest_id: str = entry.get("ingest_id", "")
         self.uuid: str | None = entry.get("uuid")  # the ROOT file's UUID (None for tables)
+        store_url = dataset.store_url if dataset is not None else None
         self.trees: dict[str, TreeInfo] = {
-            t["key"]: TreeInfo.from_json(t) for t in entry.get("trees", [])
+            t["key"]: TreeInfo.from_json(t, store_url) for t in entry.get("trees", [])
         }
 
     def getAttributes(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ..formats import manifest as mf
 from ..formats.objects import read_columns
 from ..retry import call_with_retries
 from ..storage import ObjectStore, open_store
-from .model import ObjectEntry, load_dataset
+from .model import ObjectEntry, TreeInfo, load_dataset
 
 __all__ = ["VerifyReport", "verify_dataset", "verify_object"]
 
@@ -81,6 +81,25 @@ def verify_object(store: ObjectStore, entry: ObjectEntry, schema: pa.Schema | No
     return len(data)
 
 
+def _check_stats(store: ObjectStore, tree: TreeInfo) -> int | StoreError:
+    """A tree's statistics object: present, its checksum, one row per object."""
+    assert tree.object_stats is not None
+    name, expected = tree.object_stats["name"], tree.object_stats["checksum"]
+    try:
+        data = call_with_retries(lambda: store.read(name), f"reading object {name!r}")
+        if mf.checksum(data) != expected:
+            raise ChecksumError(name, expected, mf.checksum(data))
+        rows = read_columns(data, name=name).num_rows
+        if rows != len(tree.objects):
+            raise ObjectFormatError(
+                f"object {name!r} holds statistics of {rows} objects; its tree has "
+                f"{len(tree.objects)}"
+            )
+    except (ObjectNotFoundError, ChecksumError, ObjectFormatError) as exc:
+        return exc
+    return len(data)
+
+
 def verify_dataset(
     store: ObjectStore | str, name: str, *, max_in_flight: int | None = None
 ) -> VerifyReport:
@@ -104,8 +123,10 @@ def verify_dataset(
     workers = max(1, min(limit, len(checks) or 1))
     with ThreadPoolExecutor(workers, thread_name_prefix="skyhook-verify") as pool:
         outcomes = list(pool.map(check, checks))
-    report = VerifyReport(name, objects=len(checks))
-    for outcome in outcomes:
+    report = VerifyReport(name, objects=len(checks) + sum(
+        1 for f in dataset.files for t in f.trees.values() if t.object_stats))  # fmt: skip
+    for outcome in [*outcomes, *(_check_stats(store, t) for f in dataset.files
+                                 for t in f.trees.values() if t.object_stats)]:  # fmt: skip
         if isinstance(outcome, int):
             report.bytes += outcome
         else:

@@ -56,9 +56,15 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
           rows           stop_event - first_event
           bytes          stored size; uncompressed_bytes: Arrow ``Table.nbytes`` of its table
           checksum       "sha256:<hex>" of the stored bytes
-          stats          {column: {"nulls": n, "min": v, "max": v}}; min/max of the values
-                         (flattened for list columns) of numeric and bool columns, omitted when
-                         the column is empty or holds NaN or infinities
+          stats          (manifests written before object_stats) {column: {"nulls": n,
+                         "min": v, "max": v}}, as one row of object_stats holds them
+        object_stats     {"name", "bytes", "checksum"} of the object holding every object's
+                         column statistics, one row per object in order (an Arrow IPC file,
+                         ``{dataset}/data/{ingest_id}/f{file:04d}-t{tree:03d}-stats``): columns
+                         "{column}/nulls", "{column}/min", "{column}/max" -- min/max of the
+                         values (flattened for list columns) of numeric and bool columns, null
+                         when the column is empty or holds NaN or infinities. Null when the
+                         tree has no objects. Read lazily, only the columns a query tests.
 
 Only the highest cycle of each tree is ingested (ROOT's own ``Get`` semantics); lower cycles
 are incomplete autosave copies.
@@ -198,13 +204,21 @@ def loads(data: bytes, where: str) -> dict[str, Any]:
     return manifest
 
 
+def tree_object_names(tree: dict[str, Any]) -> list[str]:
+    """The objects a tree entry references: its data objects and its statistics object."""
+    names = [obj["name"] for obj in tree["objects"]]
+    if tree.get("object_stats"):
+        names.append(tree["object_stats"]["name"])
+    return names
+
+
 def referenced_objects(manifest: dict[str, Any]) -> set[str]:
-    return {
-        obj["name"]
-        for file in manifest["files"]
-        for tree in file["trees"]
-        for obj in tree["objects"]
-    }
+    return {name for file in manifest["files"] for tree in file["trees"]
+            for name in tree_object_names(tree)}  # fmt: skip
+
+
+def stats_object_name(dataset: str, ingest_id: str, file_no: int, tree_no: int) -> str:
+    return f"{data_prefix(dataset, ingest_id)}f{file_no:04d}-t{tree_no:03d}-stats"
 
 
 # --- per-object column statistics --------------------------------------------------------------
@@ -251,3 +265,55 @@ def column_stats(column: pa.ChunkedArray) -> dict[str, Any]:
 
 def table_stats(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {name: column_stats(table.column(name)) for name in table.column_names}
+
+
+STATS_KINDS = ("nulls", "min", "max")
+
+
+def _bound_type(field_type: pa.DataType) -> pa.DataType | None:
+    """The type min/max of a column are kept in (None: no bounds are recorded)."""
+    while (
+        pa.types.is_list(field_type)
+        or pa.types.is_large_list(field_type)
+        or (pa.types.is_fixed_size_list(field_type))
+    ):
+        field_type = field_type.value_type
+    if pa.types.is_boolean(field_type):
+        return pa.bool_()
+    if pa.types.is_integer(field_type):
+        return pa.uint64() if field_type == pa.uint64() else pa.int64()
+    if pa.types.is_floating(field_type) and not pa.types.is_float16(field_type):
+        return pa.float64()
+    return None
+
+
+def stats_table(per_object: list[dict[str, dict[str, Any]]], schema: pa.Schema) -> pa.Table:
+    """The statistics of a tree's objects (``table_stats`` of each) as one table: a row per
+    object, columns ``{column}/nulls``, ``{column}/min``, ``{column}/max``."""
+    arrays, names = [], []
+    for field in schema:
+        kinds = {"nulls": pa.int64()}
+        bound = _bound_type(field.type)
+        if bound is not None:
+            kinds.update(min=bound, max=bound)
+        for kind, kind_type in kinds.items():
+            values = [stats.get(field.name, {}).get(kind) for stats in per_object]
+            arrays.append(pa.array(values, kind_type))
+            names.append(f"{field.name}/{kind}")
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def stats_rows(table: pa.Table, columns: Any) -> list[dict[str, dict[str, Any]]]:
+    """Each object's statistics of ``columns`` (``{column: {"nulls", "min", "max"}}``, known
+    ones only) from a :func:`stats_table`."""
+    rows: list[dict[str, dict[str, Any]]] = [{} for _ in range(table.num_rows)]
+    present = set(table.column_names)
+    for column in columns:
+        for kind in STATS_KINDS:
+            key = f"{column}/{kind}"
+            if key not in present:
+                continue
+            for row, value in zip(rows, table.column(key).to_pylist(), strict=True):
+                if value is not None:
+                    row.setdefault(column, {})[kind] = value
+    return rows

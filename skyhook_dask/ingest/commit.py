@@ -185,7 +185,7 @@ def check_objects_present(
     store: ObjectStore, dataset: str, entries: Sequence[Mapping[str, Any]]
 ) -> None:
     """Every object the entries name must exist (a concurrent replace may have removed them)."""
-    wanted = {o["name"] for e in entries for t in e["trees"] for o in t["objects"]}
+    wanted = {name for e in entries for t in e["trees"] for name in mf.tree_object_names(t)}
     prefixes = {name.rsplit("/", 1)[0] + "/" for name in wanted}
     present = {n for prefix in prefixes for n in store.list(prefix)}
     missing = sorted(wanted - present)

@@ -73,6 +73,7 @@ def _ingest_tree(
     handle: TreeHandle,
     where: str,
     name_of: Any,
+    stats_name: str,
     options: IngestOptions,
     bar: Any,
 ) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def _ingest_tree(
         "schema": mf.encode_schema(reader.schema),
         "skipped": reader.skipped,
         "objects": writer.objects,
+        "object_stats": writer.write_stats(stats_name),
     }
 
 
@@ -183,8 +185,9 @@ def ingest_file(
                 def name_of(seq: int, tree_no: int = tree_no) -> str:
                     return mf.object_name(dataset, ingest_id, file_no, tree_no, seq)
 
+                stats = mf.stats_object_name(dataset, ingest_id, file_no, tree_no)
                 try:
-                    tree = _ingest_tree(store, handle, url, name_of, options, bar)
+                    tree = _ingest_tree(store, handle, url, name_of, stats, options, bar)
                 except SkyhookError:
                     raise
                 except Exception as exc:

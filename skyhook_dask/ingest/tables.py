@@ -298,7 +298,13 @@ def _without_half_floats(kind: pa.DataType) -> pa.DataType:
 
 
 def _file_entry(
-    table: pa.Table, name: str, tree: str, file_no: int, ingest_id: str, objects: list[Any]
+    table: pa.Table,
+    name: str,
+    tree: str,
+    file_no: int,
+    ingest_id: str,
+    writer: ObjectWriter,
+    object_stats: dict[str, Any] | None,
 ) -> dict[str, Any]:
     key = f"{tree};1"
     branches = [
@@ -345,7 +351,8 @@ def _file_entry(
                 "entries": table.num_rows,
                 "schema": mf.encode_schema(table.schema),
                 "skipped": [],
-                "objects": objects,
+                "objects": writer.objects,
+                "object_stats": object_stats,
             }
         ],
     }
@@ -383,6 +390,7 @@ def write_arrow_table(
     per_row = table.nbytes / table.num_rows if table.num_rows else 1.0
     rows = rows_per_object(table.num_rows, per_row, int(object_size or config.get("object-size")))
     writer = ObjectWriter(store, name_of, rows, compression)
+    written: dict[str, Any] = {}
 
     def change(manifest: Manifest | None) -> Manifest:
         manifest = manifest or mf.new_manifest(
@@ -393,7 +401,7 @@ def write_arrow_table(
         name = table_name or f"{DEFAULT_TREE}-{number}"
         if name in taken:
             raise SchemaError(f"dataset {data_schema_name!r} already has a table named {name!r}")
-        entry = _file_entry(table, name, tree, number, ingest_id, writer.objects)
+        entry = _file_entry(table, name, tree, number, ingest_id, writer, written["stats"])
         check_objects_present(store, data_schema_name, [entry])
         manifest["files"].append(entry)
         return manifest
@@ -402,6 +410,8 @@ def write_arrow_table(
         with ingest_under_way(store, data_schema_name, ingest_id):
             writer.add(table)
             writer.flush()
+            stats = mf.stats_object_name(data_schema_name, ingest_id, file_no, 0)
+            written["stats"] = writer.write_stats(stats)
             commit(store, data_schema_name, change, append=True)
     except BaseException:
         discard_objects(store, data_schema_name, ingest_id)

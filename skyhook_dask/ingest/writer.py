@@ -43,6 +43,8 @@ class ObjectWriter:
         self.pending_rows = 0
         self.next_event = 0
         self.objects: list[dict[str, Any]] = []
+        self.stats: list[dict[str, dict[str, Any]]] = []  # per object, for write_stats
+        self.schema: pa.Schema | None = None
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -68,14 +70,9 @@ class ObjectWriter:
         table = pa.Table.from_arrays(columns, schema=table.schema)
         data = write_object(table, self.compression)
         name = self.name_of(len(self.objects))
-        # exclusive: the ingest folder is fresh, so a name taken means two writers collide --
-        # unless it is a re-run of this same task (its Dask worker died) meeting its own
-        # earlier object: the same input gives the same bytes, which are then kept.
-        try:
-            self.store.write(name, data, exclusive=True)
-        except ObjectExistsError:
-            if self.store.read(name) != data:
-                raise
+        self._write_once(name, data)
+        self.schema = table.schema
+        self.stats.append(mf.table_stats(table))
         self.objects.append(
             {
                 "name": name,
@@ -85,7 +82,25 @@ class ObjectWriter:
                 "bytes": len(data),
                 "uncompressed_bytes": table.nbytes,
                 "checksum": mf.checksum(data),
-                "stats": mf.table_stats(table),
             }
         )
         self.next_event += table.num_rows
+
+    def write_stats(self, name: str) -> dict[str, Any] | None:
+        """Write the objects' statistics as object ``name``; its manifest reference (None
+        when no object was written)."""
+        if not self.objects or self.schema is None:
+            return None
+        data = write_object(mf.stats_table(self.stats, self.schema), "lz4")
+        self._write_once(name, data)
+        return {"name": name, "bytes": len(data), "checksum": mf.checksum(data)}
+
+    def _write_once(self, name: str, data: bytes) -> None:
+        # exclusive: the ingest folder is fresh, so a name taken means two writers collide --
+        # unless it is a re-run of this same task (its Dask worker died) meeting its own
+        # earlier object: the same input gives the same bytes, which are then kept.
+        try:
+            self.store.write(name, data, exclusive=True)
+        except ObjectExistsError:
+            if self.store.read(name) != data:
+                raise

@@ -3,7 +3,7 @@ file has, and its objects with their event ranges and statistics -- what plannin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -74,10 +74,11 @@ class TreeLayout:
         names = frozenset(self.schema.names)
         return [names - present for present in self.file_columns]
 
-    @cached_property
-    def stats(self) -> dict[str, dict[str, Any]]:
-        """Each object's per-column statistics, by object name."""
-        return {o.name: o.stats for t in self.trees for o in t.objects}
+    def stats_of(self, columns: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Each object's statistics of ``columns``, by object name."""
+        columns = sorted(set(columns))
+        return {o.name: stats for t in self.trees
+                for o, stats in zip(t.objects, t.stats(columns), strict=True)}  # fmt: skip
 
     @cached_property
     def columns_everywhere(self) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import config
-from ..catalog.model import Dataset, File
+from ..catalog.model import Dataset, File, ObjectEntry, TreeInfo
 from ..exceptions import ProtocolError, QueryError, UnknownColumnError
 from ..formats.objects import EVENT_ID
 from ..formats.protocol import ScanRequest
@@ -33,6 +33,7 @@ from ..query.expr import BOOLEAN, Call, Expr, columns_of, conjunction
 from ..query.filters import arrow_expression_to_expr, filters_to_expr
 from ..query.parser import Query
 from ..query.skipping import may_match, must_match
+from ..query.skipping_table import may_match_all, must_match_all
 from .layout import TreeLayout
 
 __all__ = ["ColumnConflictWarning", "PlannedObject", "ScanPlan", "plan"]
@@ -143,7 +144,7 @@ class ScanPlan:
         wanted = self.columns if columns is None else tuple(columns)
         if skip_objects:
             return _choose(self.layout, wanted, combined, self.compression, self.derived)
-        stats = self.layout.stats
+        stats = self.layout.stats_of(columns_of(combined) if combined is not None else ())
         objects = tuple(
             dataclasses.replace(o, unfiltered=_unfiltered(combined, stats[o.name]))
             for o in self.objects
@@ -263,6 +264,24 @@ def _unfiltered(predicate: Expr | None, stats: Mapping[str, Any]) -> bool:
     return predicate is not None and must_match(predicate, stats)
 
 
+def _skipping(tree: TreeInfo, predicate: Expr | None) -> Iterator[tuple[ObjectEntry, bool, bool]]:
+    """Each object of ``tree`` with (may match ``predicate``, must match it), by its
+    statistics: for all objects at once from the statistics table, else one by one."""
+    if predicate is None:
+        yield from ((o, True, False) for o in tree.objects)
+        return
+    tested = sorted(columns_of(predicate))
+    table = tree.stats_table(tested)
+    if table is not None:
+        keep, every = may_match_all(predicate, table), must_match_all(predicate, table)
+        if keep is not None and every is not None:
+            yield from zip(tree.objects, keep.tolist(), (keep & every).tolist(), strict=True)
+            return
+    for o, stats in zip(tree.objects, tree.stats(tested), strict=True):
+        keep = may_match(predicate, stats)
+        yield o, keep, keep and _unfiltered(predicate, stats)
+
+
 def _choose(
     layout: TreeLayout,
     columns: tuple[str, ...] | None,
@@ -274,11 +293,10 @@ def _choose(
     when they prove that every row satisfies it."""
     objects, skipped = [], []
     for n, tree in enumerate(layout.trees):
-        for o in tree.objects:
-            if not may_match(predicate, o.stats):
+        for o, keep, unfiltered in _skipping(tree, predicate):
+            if not keep:
                 skipped.append(o.name)
                 continue
-            unfiltered = _unfiltered(predicate, o.stats)
             objects.append(
                 PlannedObject(o.name, n, o.first_event, o.stop_event, o.rows, o.bytes, unfiltered)
             )

@@ -149,6 +149,9 @@ def _bounds(column_stats: Mapping[str, Any] | None) -> tuple[float | int, float 
     return (values[0], values[1]) if values[0] <= values[1] else None
 
 
+_SURELY_F32 = 3.4e38  # below float32's largest value: converts without overflow
+
+
 def _round(value: float | int, domain: str, direction: int) -> float | int:
     """``value`` as the scan would see it in ``domain``, widened outward (``direction``) when
     the statistic itself may be a rounded image of the true extreme."""
@@ -158,6 +161,11 @@ def _round(value: float | int, domain: str, direction: int) -> float | int:
         return value
     if domain == _F64:
         return float(value)
+    if abs(value) < _SURELY_F32:  # no overflow: no need for the (costly) warning filter
+        rounded = np.float32(value)
+        if direction and float(rounded) != value:
+            rounded = np.nextafter(rounded, np.float32(direction * np.inf))
+        return float(rounded)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rounded = np.float32(value)

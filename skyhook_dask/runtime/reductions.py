@@ -101,8 +101,9 @@ def _from_statistics(
         return {}, list(plan.objects)
     known: dict[str, _Part] = {}
     called = []
+    by_object = plan.layout.stats_of([column])
     for obj in plan.objects:
-        stats = plan.layout.stats[obj.name].get(column, {})
+        stats = by_object[obj.name].get(column, {})
         read_whole = plan.predicate is None or obj.unfiltered
         if read_whole and "min" in stats and column not in plan.layout.missing[obj.file]:
             low, high = axis.cells(np.array([stats["min"], stats["max"]], dtype=np.float64))
