@@ -6,6 +6,7 @@ worker container is killed mid-job."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -225,3 +226,28 @@ def test_the_projected_keyring_is_readable_by_the_pod_user_only(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:3] == ["1000", "440 1000", "[client.x]"]
+
+
+@pytest.mark.container
+def test_interrupting_the_run_removes_its_containers(
+    client_image: str, podman_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "pod.yaml"
+    path.write_text(render("pod", image=client_image, args=["sleep", "300"]))
+    before = _containers(podman_env)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "skyhook_dask.cli", "k8s", "run-local", str(path)],
+        env=podman_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while len(_containers(podman_env)) == len(before) and time.monotonic() < deadline:
+        assert run.poll() is None, run.communicate()[0]
+        time.sleep(0.5)
+    started = set(_containers(podman_env)) - set(before)
+    assert started and all(n.endswith("-skyhook-client") for n in started)
+    time.sleep(1.0)  # its logs are being streamed
+    run.send_signal(signal.SIGINT)  # Ctrl-C
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 130, output[-3000:]
+    assert "interrupted: removing the containers" in output
+    assert _containers(podman_env) == before
