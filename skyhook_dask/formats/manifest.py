@@ -56,15 +56,17 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
           rows           stop_event - first_event
           bytes          stored size; uncompressed_bytes: Arrow ``Table.nbytes`` of its table
           checksum       "sha256:<hex>" of the stored bytes
-          stats          (manifests written before object_stats) {column: {"nulls": n,
-                         "min": v, "max": v}}, as one row of object_stats holds them
+          stats          (trees of fewer than 10 objects, and manifests written before
+                         object_stats) {column: {"nulls": n, "min": v, "max": v}}, as one row
+                         of object_stats holds them
         object_stats     {"name", "bytes", "checksum"} of the object holding every object's
                          column statistics, one row per object in order (an Arrow IPC file,
                          ``{dataset}/data/{ingest_id}/f{file:04d}-t{tree:03d}-stats``): columns
                          "{column}/nulls", "{column}/min", "{column}/max" -- min/max of the
                          values (flattened for list columns) of numeric and bool columns, null
                          when the column is empty or holds NaN or infinities. Null when the
-                         tree has no objects. Read lazily, only the columns a query tests.
+                         objects hold their statistics inline. Read lazily, only the columns a
+                         query tests.
 
 Only the highest cycle of each tree is ingested (ROOT's own ``Get`` semantics); lower cycles
 are incomplete autosave copies.

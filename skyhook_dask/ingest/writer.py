@@ -27,6 +27,12 @@ def rows_per_object(total_rows: int, bytes_per_row: float, object_size: int) -> 
     return math.ceil(total_rows / parts)
 
 
+# A statistics object costs about eight times one object's statistics in JSON, whatever the
+# number of objects (Arrow's schema and batch metadata, ~600 bytes per column): below this many
+# objects the manifest keeps them inline.
+INLINE_STATS_BELOW = 10
+
+
 class ObjectWriter:
     """Accumulates row ranges of one tree and writes an object every ``rows_per_object`` rows."""
 
@@ -87,9 +93,12 @@ class ObjectWriter:
         self.next_event += table.num_rows
 
     def write_stats(self, name: str) -> dict[str, Any] | None:
-        """Write the objects' statistics as object ``name``; its manifest reference (None
-        when no object was written)."""
-        if not self.objects or self.schema is None:
+        """Write the objects' statistics as object ``name`` and return its manifest reference;
+        or, for fewer than INLINE_STATS_BELOW objects, put them in the objects' entries and
+        return None."""
+        if len(self.objects) < INLINE_STATS_BELOW or self.schema is None:
+            for entry, stats in zip(self.objects, self.stats, strict=True):
+                entry["stats"] = stats
             return None
         data = write_object(mf.stats_table(self.stats, self.schema), "lz4")
         self._write_once(name, data)
