@@ -160,3 +160,22 @@ def test_tasks_on_dask_see_the_drivers_settings(client: Client) -> None:
 
 def _settings() -> tuple[Any, Any]:
     return config.get("strict"), config.get("retry-time")
+
+
+def test_calls_run_here_use_at_most_a_thread_per_core() -> None:
+    """A file or memory store runs the object class in this process: more threads than cores
+    would only contend for the GIL. Calls that wait on Ceph keep skyhook.max-in-flight."""
+    import os
+    import threading
+    import time
+
+    def which(_: int) -> str:
+        time.sleep(0.01)  # long enough for the pool to start all its threads
+        return threading.current_thread().name
+
+    calls = [(n,) for n in range(40)]
+    with dask.config.set({"skyhook.max-in-flight": 16}):
+        here = set(InProcess()(which, calls, store_url="memory://threads", label="t"))
+        remote = set(InProcess()(which, calls, store_url="rados://pool?conf=x", label="t"))
+    assert len(here) <= (os.cpu_count() or 1)
+    assert len(remote) > len(here) or (os.cpu_count() or 1) >= 16

@@ -13,6 +13,7 @@ driver's Dask config). Pipelines are written once against this call.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["InProcess", "Mapper", "OnDask", "run_task"]
 
 R = TypeVar("R")
+LOCAL_SCHEMES = ("file:", "memory:")  # stores whose object class runs in the calling process
 Task = Callable[..., Any]
 
 
@@ -57,14 +59,19 @@ class Mapper:
 
 
 class InProcess(Mapper):
-    """Tasks on a thread pool of this process (``threads``: default ``skyhook.max-in-flight``;
-    1 runs them one after the other in this thread)."""
+    """Tasks on a thread pool of this process (``threads``: default ``skyhook.max-in-flight``,
+    at most one per core when the store runs its object class in this process; 1 runs them
+    one after the other in this thread)."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
     def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
         threads = self.threads or int(config.get("max-in-flight"))
+        if self.threads is None and store_url.startswith(LOCAL_SCHEMES):
+            # The calls are this process's own CPU work: threads beyond the cores only
+            # contend for the GIL (1,000 small calls: 0.87 ms each on 2 threads, 1.67 on 16).
+            threads = min(threads, os.cpu_count() or 1)
         threads = max(1, min(threads, len(calls)))
         if threads == 1:
             return [func(*args) for args in calls]
