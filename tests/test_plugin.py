@@ -197,3 +197,33 @@ def test_reconnecting_shares_the_retry_budget(tmp_path: Path) -> None:
             plugin.call(tmp_path.as_uri(), _failing(1.1, calls))
         assert calls == [1.0] and time.monotonic() - began < 1.5  # spent: no reconnect
     backends.close_stores(tmp_path.as_uri())
+
+
+def test_a_worker_leaving_during_registration_is_ridden_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scheduler broadcasts the plugin to every worker; one that dies meanwhile fails that
+    broadcast (CommClosedError). Registering again reaches the workers still there."""
+    from distributed.comm.core import CommClosedError
+
+    from skyhook_dask.runtime import plugin as plugin_module
+
+    monkeypatch.setattr(plugin_module.time, "sleep", lambda _: None)
+
+    class Flaky:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.calls = failures, 0
+
+        def register_plugin(self, plugin: Any, name: str) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise CommClosedError("Address removed.")
+
+    recovering = Flaky(failures=2)
+    assert register_store_plugin(recovering, "memory://leaving") is not None  # type: ignore[arg-type]
+    assert recovering.calls == 3
+    broken = Flaky(failures=99)
+    with pytest.raises(CommClosedError):
+        register_store_plugin(broken, "memory://leaving")  # type: ignore[arg-type]
+    assert broken.calls == plugin_module.REGISTER_ATTEMPTS
+    assert register_store_plugin(Flaky(0), "memory://leaving") is not None  # type: ignore[arg-type]

@@ -158,6 +158,9 @@ def with_store(url: str, operation: Callable[[ObjectStore], T]) -> T:
     return operation(open_store(url))
 
 
+REGISTER_ATTEMPTS = 5  # a worker dying while the plugin is broadcast fails one attempt
+
+
 def register_store_plugin(client: Client, store_url: str) -> StorePlugin | None:
     """Make every worker of ``client`` (now and later ones) hold a connection to ``store_url``.
 
@@ -174,7 +177,14 @@ def register_store_plugin(client: Client, store_url: str) -> StorePlugin | None:
         _registered[client] = urls
     plugin = StorePlugin(urls)
     try:
-        client.register_plugin(plugin, name=PLUGIN_NAME)
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                client.register_plugin(plugin, name=PLUGIN_NAME)
+                break
+            except OSError:  # CommClosedError: a worker left during the broadcast
+                if attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)  # registering again replaces it: idempotent
     except BaseException:
         with _registry_lock:
             _registered[client] = known
