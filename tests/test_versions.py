@@ -306,3 +306,21 @@ def test_command_line_appends_and_lists_versions(
     assert runs[0].name in (out := capsys.readouterr().out) and runs[1].name not in out
     assert main(["query", "--store", url, "cli", "project nMuon", "--version", "9"]) == 1
     assert "no version 9" in capsys.readouterr().err
+
+
+def test_read_skyhook_reads_a_version_by_name(tmp_path: Path, runs: list[Path]) -> None:
+    import skyhook_dask.dataframe as sd
+
+    url = (tmp_path / "store").as_uri()
+    write_dataset(url, runs[0], "dfv", object_size=SIZE)
+    grown = write_dataset(url, runs[1], "dfv", object_size=SIZE, mode="append")
+    columns = ["nMuon", "MET_pt"]
+    old = sd.read_skyhook("dfv", columns, store=url, version=1).compute()
+    new = sd.read_skyhook("dfv", columns, store=url).compute()
+    truth = [uproot.open(p)["Events"].arrays(columns, library="np") for p in runs[:2]]
+    assert old["MET_pt"].tolist() == truth[0]["MET_pt"].tolist()
+    assert new["nMuon"].tolist() == [*truth[0]["nMuon"].tolist(), *truth[1]["nMuon"].tolist()]
+    with pytest.raises(TypeError, match="version= goes with a dataset name"):
+        sd.read_skyhook(grown, columns, version=1)
+    with pytest.raises(DatasetVersionNotFoundError):
+        sd.read_skyhook("dfv", columns, store=url, version=3)

@@ -49,9 +49,12 @@ def _plan_read(
     store: str | os.PathLike[str] | None,
     tree: str,
     query: str | Query | None,
+    version: int | None = None,
 ) -> ScanPlan:
     if isinstance(dataset, str):
-        dataset = load_dataset(normalize_url(store), dataset)
+        dataset = load_dataset(normalize_url(store), dataset, version)
+    elif version is not None:
+        raise TypeError("version= goes with a dataset name; a Dataset or File is one version")
     elif not isinstance(dataset, Dataset | File):
         kind = type(dataset).__name__
         raise TypeError(f"dataset must be a name, a Dataset or a File, not {kind}")
@@ -71,6 +74,7 @@ def read_skyhook(
     objects_per_partition: int = 1,
     query: str | Query | None = None,
     strict: bool | None = None,
+    version: int | None = None,
 ) -> Any:
     """A Skyhook dataset (a name in ``store``, a :class:`~skyhook_dask.catalog.Dataset`, or
     one of its :class:`~skyhook_dask.catalog.File` s) as a Dask DataFrame of one tree, one
@@ -80,13 +84,14 @@ def read_skyhook(
     ``query`` a ``"select ..., project ..."`` string. Both run in the storage. ``index``
     names a column to use as the index; ``"event_id"`` gives known divisions for a one-file
     dataset. ``strict`` (default: the ``skyhook.strict`` setting) fails instead of filtering
-    on the client when the storage lacks the object class.
+    on the client when the storage lacks the object class. ``version`` reads that version of
+    a dataset named (default: the current one).
     """
     if dtype_backend not in DTYPE_BACKENDS:
         raise ValueError(f"dtype_backend must be one of {DTYPE_BACKENDS}, not {dtype_backend!r}")
     if objects_per_partition < 1:
         raise ValueError(f"objects_per_partition must be >= 1, not {objects_per_partition}")
-    scan = _plan_read(dataset, columns, filters, store, tree, query)
+    scan = _plan_read(dataset, columns, filters, store, tree, query, version)
     if index is not None:
         scan.layout.check_known(index)
     wanted = None if scan.columns is None else [c for c in scan.columns if c != index]
@@ -150,12 +155,13 @@ def read_awkward(
     query: str | Query | None = None,
     strict: bool | None = None,
     compute: bool = False,
+    version: int | None = None,
 ) -> Any:
     """The same read as :func:`read_skyhook`, as awkward arrays: a list of ``dask.delayed``
     arrays (one per partition), or with ``compute=True`` one concatenated awkward array."""
     import dask
 
-    scan = _plan_read(dataset, columns, filters, store, tree, query)
+    scan = _plan_read(dataset, columns, filters, store, tree, query, version)
     strict = bool(config.get("strict")) if strict is None else bool(strict)
     reader = PartitionReader(scan, scan.output_columns, None, "pyarrow", strict)
     name = f"read-skyhook-{scan.layout.dataset_name}-awkward-{scan.token()}"
