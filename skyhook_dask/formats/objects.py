@@ -27,7 +27,9 @@ def write_object(table: pa.Table, compression: str | None = "lz4") -> bytes:
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
     sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression=compression)
+    # Compressing the buffers on Arrow's thread pool was 4x slower than on this thread, for
+    # 90 KB and 8 MB tables alike: ingest already runs objects in parallel.
+    options = pa.ipc.IpcWriteOptions(compression=compression, use_threads=False)
     with pa.ipc.new_file(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]

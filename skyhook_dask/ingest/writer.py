@@ -7,6 +7,7 @@ Shared by ROOT ingestion (:mod:`skyhook_dask.ingest.pipeline`) and table writing
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pyarrow as pa
 from ..exceptions import ObjectExistsError
 from ..formats import manifest as mf
 from ..formats.objects import write_object
+from ..formats.segment_stats import stats_of_objects
 from ..storage import ObjectStore
 
 
@@ -49,7 +51,7 @@ class ObjectWriter:
         self.pending_rows = 0
         self.next_event = 0
         self.objects: list[dict[str, Any]] = []
-        self.stats: list[dict[str, dict[str, Any]]] = []  # per object, for write_stats
+        self.stats: list[pa.Table] = []  # the objects' statistics, a table per step
         self.schema: pa.Schema | None = None
 
     def add(self, table: pa.Table) -> None:
@@ -57,28 +59,34 @@ class ObjectWriter:
             return
         self.pending.append(table)
         self.pending_rows += table.num_rows
-        while self.pending_rows >= self.rows_per_object:
-            combined = pa.concat_tables(self.pending)
-            self._emit(combined.slice(0, self.rows_per_object))
-            rest = combined.slice(self.rows_per_object)
-            self.pending = [rest] if rest.num_rows else []
-            self.pending_rows = rest.num_rows
+        if self.pending_rows < self.rows_per_object:
+            return
+        # one copy per step into single-chunk columns: each object is then a zero-copy slice,
+        # written as one record batch
+        combined = pa.concat_tables(self.pending).combine_chunks()
+        full = self.pending_rows // self.rows_per_object * self.rows_per_object
+        self._emit_objects(combined.slice(0, full))
+        rest = combined.slice(full)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
 
     def flush(self) -> None:
         if self.pending_rows:
-            self._emit(pa.concat_tables(self.pending))
+            self._emit_objects(pa.concat_tables(self.pending).combine_chunks())
         self.pending, self.pending_rows = [], 0
 
+    def _emit_objects(self, table: pa.Table) -> None:
+        """Write ``table`` as objects of ``rows_per_object`` rows (the last may be shorter)."""
+        bounds = [*range(0, table.num_rows, self.rows_per_object), table.num_rows]
+        self.stats.append(stats_of_objects(table, bounds))  # all objects' at once: cheaper
+        self.schema = table.schema
+        for start, stop in itertools.pairwise(bounds):
+            self._emit(table.slice(start, stop - start))
+
     def _emit(self, table: pa.Table) -> None:
-        # One record batch per object, copied so that no buffer starts mid-way (a slice's
-        # offsets): then nbytes equals that of the table read back from the object.
-        columns = [pa.concat_arrays(column.chunks) for column in table.columns]
-        table = pa.Table.from_arrays(columns, schema=table.schema)
         data = write_object(table, self.compression)
         name = self.name_of(len(self.objects))
         self._write_once(name, data)
-        self.schema = table.schema
-        self.stats.append(mf.table_stats(table))
         self.objects.append(
             {
                 "name": name,
@@ -96,11 +104,15 @@ class ObjectWriter:
         """Write the objects' statistics as object ``name`` and return its manifest reference;
         or, for fewer than INLINE_STATS_BELOW objects, put them in the objects' entries and
         return None."""
-        if len(self.objects) < INLINE_STATS_BELOW or self.schema is None:
-            for entry, stats in zip(self.objects, self.stats, strict=True):
+        if self.schema is None:
+            return None
+        table = pa.concat_tables(self.stats)
+        if len(self.objects) < INLINE_STATS_BELOW:
+            rows = mf.stats_rows(table, self.schema.names)
+            for entry, stats in zip(self.objects, rows, strict=True):
                 entry["stats"] = stats
             return None
-        data = write_object(mf.stats_table(self.stats, self.schema), "lz4")
+        data = write_object(table, "lz4")
         self._write_once(name, data)
         return {"name": name, "bytes": len(data), "checksum": mf.checksum(data)}
 
