@@ -34,7 +34,9 @@ dask.config.update_defaults(DEFAULTS)
 
 def get(key: str) -> Any:
     """``skyhook.<key>`` from Dask's config (``key`` without the prefix)."""
-    return dask.config.get(f"skyhook.{key}")
+    # the default stays when a dask.config.set entered before this module was imported has
+    # taken the whole "skyhook" section away on leaving
+    return dask.config.get(f"skyhook.{key}", default=DEFAULTS["skyhook"][key])
 
 
 def compression(key: str) -> str | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -271,3 +273,18 @@ def test_an_embedded_cluster_never_clashes_on_the_dashboard_port(tmp_path: Path)
             finally:
                 sk.close()
     assert not [w for w in seen if "already in use" in str(w.message)]
+
+
+def test_settings_outlive_a_dask_config_block_entered_before_import() -> None:
+    """A script's first ``dask.config.set({"skyhook...."})`` runs before the lazily imported
+    settings register their defaults; leaving it used to take every skyhook setting away."""
+    script = """
+import dask
+with dask.config.set({"skyhook.max-in-flight": 1}):
+    from skyhook_dask import config
+    print(config.get("max-in-flight"))
+print(config.get("max-in-flight"), config.get("result-compression"))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "16", "lz4"]
