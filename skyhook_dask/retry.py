@@ -62,11 +62,12 @@ class RetryPolicy:
 
     def delays(self, rng: random.Random | None = None) -> Callable[[int], float]:
         """The delay before retry number ``n`` (1, 2, ...)."""
-        rng = rng or random.Random()
+        # the module's shared generator: seeding one per call cost 30 us of every object call
+        draw = rng.random if rng is not None else random.random
 
         def delay(n: int) -> float:
             base = min(self.max_delay, self.first_delay * 2 ** (n - 1))
-            return base * (1 + self.jitter * (2 * rng.random() - 1))
+            return base * (1 + self.jitter * (2 * draw() - 1))
 
         return delay
 

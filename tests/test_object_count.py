@@ -84,3 +84,35 @@ def test_statistics_inline_in_an_older_manifest_still_plan(source: Path) -> None
     assert [o.name for o in old_plan.objects] == [o.name for o in new_plan.objects]
     assert old_plan.skipped == new_plan.skipped and len(new_plan.skipped) > 0
     assert np.isfinite([s["MET_pt"]["max"] for s in tree.stats(["MET_pt"])]).all()
+
+
+def test_object_size_benchmark_answers(tmp_path: Path) -> None:
+    """benchmarks/object_size.py on a small file, file store only: every object size gives
+    the rows uproot selects, and its JSON holds a record per size (timings are not checked)."""
+    import json
+    import subprocess
+
+    import uproot
+
+    out = tmp_path / "object_size.json"
+    argv = [sys.executable, "benchmarks/object_size.py", "--events", "3000", "--sizes", "1M",
+            "64K", "--repeat", "1", "--no-ceph", "--memory-events", "4000",
+            "--data-dir", str(tmp_path / "data"), "--out", str(out)]  # fmt: skip
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    source = next((tmp_path / "data").glob("*-3000ev-*.root"))
+    met = uproot.open(source)["Events"]["MET_pt"].array(library="np")
+    records = result["stores"]["file"]["records"]
+    assert [r["object_size"] for r in records] == [2**20, 64 * 2**10]
+    assert records[0]["objects"] < records[1]["objects"]
+    for record in records:
+        assert record["ingest"]["events"] == 3000
+        assert record["queries"]["headline"]["rows"] == int((met > 100).sum())
+        nothing = record["queries"]["selects_nothing"]
+        assert nothing["rows"] == 0 and nothing["calls"] == record["objects"]
+    assert set(result["stores"]["file"]["per_object_ms"]) == {
+        "ingest", "headline", "selects_nothing", "selects_nothing_serial"}  # fmt: skip
+    assert [m["events"] for m in result["ingest_memory"]] == [4000]

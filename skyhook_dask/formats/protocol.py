@@ -49,6 +49,7 @@ Result: one Arrow IPC *stream*. Its schema metadata carries the scan's instrumen
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -303,7 +304,10 @@ class _Reader:
         raise ProtocolError(f"unknown node tag {tag} at byte {self.pos - 1}")
 
 
+@functools.lru_cache(maxsize=64)
 def decode_request(data: bytes) -> ScanRequest:
+    """The request ``data`` encodes; the objects of one query share one request, decoded once
+    (a request is immutable)."""
     r = _Reader(data)
     if bytes(r.take(4)) != MAGIC:
         raise ProtocolError("not a skyhook request (bad magic)")
