@@ -84,17 +84,18 @@ def _ingest_tree(
     first = reader.read(0, stop)
     per_event = first.nbytes / first.num_rows if first.num_rows else 1.0
     rows = rows_per_object(entries, per_event, options.object_size)
-    writer = ObjectWriter(store, name_of, rows, options.compression)
-    writer.add(first)
-    bar.update(stop)
-    del first
-    clusters = _cluster_starts(handle.tree)
-    while stop < entries:
-        start = stop
-        stop = _next_stop(start, entries, rows, per_event, clusters, options.step_size)
-        writer.add(reader.read(start, stop))
-        bar.update(stop - start)
-    writer.flush()
+    with ObjectWriter(store, name_of, rows, options.compression) as writer:
+        writer.add(first)
+        bar.update(stop)
+        del first
+        clusters = _cluster_starts(handle.tree)
+        while stop < entries:
+            start = stop
+            stop = _next_stop(start, entries, rows, per_event, clusters, options.step_size)
+            writer.add(reader.read(start, stop))
+            bar.update(stop - start)
+        writer.flush()
+        object_stats = writer.write_stats(stats_name)
     assert reader.schema is not None
     reader.annotate(handle)
     return {
@@ -106,7 +107,7 @@ def _ingest_tree(
         "schema": mf.encode_schema(reader.schema),
         "skipped": reader.skipped,
         "objects": writer.objects,
-        "object_stats": writer.write_stats(stats_name),
+        "object_stats": object_stats,
     }
 
 

@@ -408,10 +408,11 @@ def write_arrow_table(
 
     try:
         with ingest_under_way(store, data_schema_name, ingest_id):
-            writer.add(table)
-            writer.flush()
-            stats = mf.stats_object_name(data_schema_name, ingest_id, file_no, 0)
-            written["stats"] = writer.write_stats(stats)
+            with writer:
+                writer.add(table)
+                writer.flush()
+                stats = mf.stats_object_name(data_schema_name, ingest_id, file_no, 0)
+                written["stats"] = writer.write_stats(stats)
             commit(store, data_schema_name, change, append=True)
     except BaseException:
         discard_objects(store, data_schema_name, ingest_id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -35,8 +37,19 @@ def rows_per_object(total_rows: int, bytes_per_row: float, object_size: int) -> 
 INLINE_STATS_BELOW = 10
 
 
+# Object writes under way at once while the next objects are cut: a write to an OSD is a round
+# trip (2 ms for a small object on one local OSD) that need not hold up the cutting. Bounded by
+# count and by bytes, so that memory stays bounded too.
+WRITES_IN_FLIGHT = 4
+WRITE_BYTES_IN_FLIGHT = 128 * 2**20
+
+
 class ObjectWriter:
-    """Accumulates row ranges of one tree and writes an object every ``rows_per_object`` rows."""
+    """Accumulates row ranges of one tree and writes an object every ``rows_per_object`` rows.
+
+    Use it as a context manager: leaving waits for the writes still under way, also when an
+    error leaves, so that nothing is written after an ingest has been discarded.
+    """
 
     def __init__(
         self,
@@ -53,6 +66,18 @@ class ObjectWriter:
         self.objects: list[dict[str, Any]] = []
         self.stats: list[pa.Table] = []  # the objects' statistics, a table per step
         self.schema: pa.Schema | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: deque[tuple[Future[None], int]] = deque()
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._wait(keep=0, raise_errors=exc_info[0] is None)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
 
     def add(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -74,6 +99,7 @@ class ObjectWriter:
         if self.pending_rows:
             self._emit_objects(pa.concat_tables(self.pending).combine_chunks())
         self.pending, self.pending_rows = [], 0
+        self._wait(keep=0)
 
     def _emit_objects(self, table: pa.Table) -> None:
         """Write ``table`` as objects of ``rows_per_object`` rows (the last may be shorter)."""
@@ -86,7 +112,10 @@ class ObjectWriter:
     def _emit(self, table: pa.Table) -> None:
         data = write_object(table, self.compression)
         name = self.name_of(len(self.objects))
-        self._write_once(name, data)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(WRITES_IN_FLIGHT, thread_name_prefix="skyhook-write")
+        self._in_flight.append((self._pool.submit(self._write_once, name, data), len(data)))
+        self._wait(keep=WRITES_IN_FLIGHT)
         self.objects.append(
             {
                 "name": name,
@@ -115,6 +144,22 @@ class ObjectWriter:
         data = write_object(table, "lz4")
         self._write_once(name, data)
         return {"name": name, "bytes": len(data), "checksum": mf.checksum(data)}
+
+    def _wait(self, keep: int, raise_errors: bool = True) -> None:
+        """Wait for the oldest writes until at most ``keep`` (and WRITE_BYTES_IN_FLIGHT) are
+        under way; the first failed write raises, after the others are waited for."""
+        error: BaseException | None = None
+        while self._in_flight and (
+            len(self._in_flight) > keep
+            or sum(size for _, size in self._in_flight) > WRITE_BYTES_IN_FLIGHT
+        ):
+            future, _ = self._in_flight.popleft()
+            failure = future.exception()
+            error = error or failure
+            if error is not None:
+                keep = 0  # a write failed: the ingest stops, so wait for all of them
+        if error is not None and raise_errors:
+            raise error
 
     def _write_once(self, name: str, data: bytes) -> None:
         # exclusive: the ingest folder is fresh, so a name taken means two writers collide --
