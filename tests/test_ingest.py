@@ -305,3 +305,49 @@ def test_every_basket_is_decompressed_once_whatever_the_object_size(
     assert objects > 20 and one == 1
     # the first basket of each branch is read twice (the schema probe); every other once
     assert small == large and small <= baskets + len(tree.branches), counts
+
+
+def test_object_writes_under_way_end_before_an_error_leaves() -> None:
+    """Writes run beside the cutting of later objects; the first failed write raises from the
+    writer, and no write is still running (or starts) once the error has left it."""
+    import time
+
+    from skyhook_dask.exceptions import StoreUnavailableError
+    from skyhook_dask.ingest.writer import ObjectWriter
+
+    store = open_store(f"memory://writes-{uuid.uuid4().hex}")
+    started: list[str] = []
+    ended: list[str] = []
+    plain_write = store.write
+
+    def write(name: str, data: bytes, *, exclusive: bool = False) -> None:
+        started.append(name)
+        time.sleep(0.02)
+        try:
+            if name == "obj-3":
+                raise StoreUnavailableError(f"OSD gone while writing {name}")
+            plain_write(name, data, exclusive=exclusive)
+        finally:
+            ended.append(name)
+
+    store.write = write  # type: ignore[method-assign]
+    table = pa.table({"event_id": pa.array(np.arange(100, dtype=np.int64))})
+    failing = pytest.raises(StoreUnavailableError, match="obj-3")
+    with failing, ObjectWriter(store, lambda seq: f"obj-{seq}", 5, "lz4") as writer:
+        writer.add(table)
+        writer.flush()
+    assert sorted(ended) == sorted(started)  # nothing under way when the error left
+    assert "obj-3" in started and len(started) < 20  # the writer stopped at the failure
+    begun = list(started)
+    time.sleep(0.1)
+    assert started == begun
+    assert all(store.stat(n).size > 0 for n in begun if n != "obj-3")
+
+    # an error from the caller (a basket that cannot be read) while writes are under way
+    started.clear()
+    ended.clear()
+    failing = pytest.raises(RuntimeError, match="basket")
+    with failing, ObjectWriter(store, lambda seq: f"next-{seq}", 5, "lz4") as writer:
+        writer.add(table)
+        raise RuntimeError("bad basket")
+    assert len(started) >= 2 and sorted(ended) == sorted(started)
