@@ -14,6 +14,8 @@ the run unless ``--store`` names one or ``--no-ceph``):
   latency of one call.
 
 The cost per extra object is the slope between the largest and the smallest object size.
+``--profile DIR`` writes ``profile-object-call-{store}.txt``: cProfile of the object calls of
+the second query at the most objects, one after another on this thread.
 ``--memory-events`` ingests files of that many events at the default object size and reports
 the peak RSS: ingest reads in bounded steps, so it should not grow with the file.
 
@@ -109,6 +111,39 @@ def time_queries(store_url: str, name: str, repeat: int) -> dict[str, Any]:
     return out
 
 
+def profile_calls(store_url: str, name: str, path: Path, kind: str) -> None:
+    """cProfile of one object call after another (this thread) of the query that selects
+    nothing: where an object call's fixed cost goes."""
+    import cProfile
+    import io
+    import pstats
+
+    from skyhook_dask import SkyhookDM
+    from skyhook_dask.plan import plan
+    from skyhook_dask.query.parser import parse_query
+    from skyhook_dask.runtime.calls import call_object
+
+    file = SkyhookDM().connect(store=store_url, dask=False).getDataset(name).files[0]
+    planned = plan(file, parse_query(QUERIES["selects_nothing"]))
+
+    def calls() -> None:
+        for obj in planned.objects:
+            call_object(store_url, obj.name, "scan", planned.payload(obj))
+
+    calls()  # warm
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.runcall(calls)
+    wall = time.perf_counter() - start
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(25)
+    each = wall / len(planned.objects) * 1e3
+    head = (f"{len(planned.objects)} object calls of {QUERIES['selects_nothing']!r} on the "
+            f"{kind} store, one after another: {each:.3f} ms each, profiled\n")  # fmt: skip
+    path.write_text(head + text.getvalue())
+
+
 def per_object_costs(records: list[dict[str, Any]]) -> dict[str, float]:
     """Milliseconds per extra object between the fewest and the most objects."""
     few = min(records, key=lambda r: r["objects"])
@@ -160,6 +195,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 records.append(record)
                 print(_line(kind, record), file=sys.stderr, flush=True)
             costs = per_object_costs(records)
+            if args.profile is not None:
+                most = max(records, key=lambda r: r["objects"])
+                args.profile.mkdir(parents=True, exist_ok=True)
+                profile_calls(url, f"object-size-{most['object_size']}",
+                              args.profile / f"profile-object-call-{kind}.txt", kind)  # fmt: skip
             result["stores"][kind] = {"records": records, "per_object_ms": costs}
             print(f"{kind}: per extra object (ms) {costs}", file=sys.stderr, flush=True)
         result["ingest_memory"] = []
@@ -221,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-events", type=int, nargs="*", default=[],
                         help="ingest peak RSS for files of these event counts")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help="cache of generated ROOT files")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write cProfile texts")
     parser.add_argument("--out", type=Path, default=RESULTS / "object_size.json")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:

@@ -369,9 +369,9 @@ def encode_result(table: pa.Table, metrics: dict[str, int], compression: str | N
     meta = {f"skyhook.{k}": str(int(metrics.get(k, 0))) for k in METRIC_KEYS}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
     sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(
-        compression={"lz4": "lz4", "zstd": "zstd", None: None}[compression]
-    )
+    # on this thread: a result's buffers are small, and a hand-off to Arrow's pool costs more
+    codec = {"lz4": "lz4", "zstd": "zstd", None: None}[compression]
+    options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
