@@ -133,8 +133,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     sk = _client(args)
-    if not args.dataset and (args.versions or args.version is not None):
-        raise SkyhookError("--versions and --version need a DATASET")
+    if not args.dataset and (args.versions or args.placement or args.version is not None):
+        raise SkyhookError("--versions, --version and --placement need a DATASET")
     if not args.dataset:
         for name in sk.listDatasets():
             print(name)
@@ -149,6 +149,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             )
         return 0
     ds = sk.getDataset(args.dataset, args.version)
+    if args.placement:
+        return _print_placement(ds)
     for f in ds.getFiles():
         print(f"{f.name}  {f.size or 0:,} bytes  (stored {f.stored_size:,})")
         for key, tree in f.trees.items():
@@ -156,6 +158,34 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 f"  {key}: {tree.entries} events, {len(tree.columns)} columns, "
                 f"{len(tree.objects)} objects"
             )
+    return 0
+
+
+def _byte_size(text: str) -> int:
+    """``65536``, ``64K``, ``64M`` or ``1G`` (binary units) as bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        value = int(float(number) * unit)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 65536 or 64M)")
+    return value
+
+
+def _print_placement(dataset: Any) -> int:
+    from .catalog.placement import dataset_placement
+
+    spread = dataset_placement(dataset)
+    print(f"{dataset.name}: {spread['objects']:,} data objects, {spread['bytes']:,} bytes in "
+          f"{spread['groups']} of the {spread['pg_num']} placement groups of pool "
+          f"{spread['pool']!r} (OSD map epoch {spread['epoch']})")  # fmt: skip
+    print(f"{'osd':>6} {'primary objects':>16} {'primary bytes':>16} {'copies':>8} "
+          f"{'copy bytes':>16}")  # fmt: skip
+    for osd, n in spread["osds"].items():
+        print(f"{'osd.' + str(osd):>6} {n['primary_objects']:>16,} {n['primary_bytes']:>16,} "
+              f"{n['copies']:>8,} {n['copy_bytes']:>16,}")  # fmt: skip
     return 0
 
 
@@ -329,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --append, add a file even if the dataset already holds it (same ROOT UUID)",
     )
-    p.add_argument("--object-size", type=int, help="target object size in bytes")
+    p.add_argument(
+        "--object-size", type=_byte_size, help="target object size: bytes, or with K/M/G (64M)"
+    )
     p.add_argument("--compression", choices=["lz4", "zstd", "none"], default="lz4")
     p.add_argument(
         "--tree",
@@ -340,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?")
     p.add_argument("--versions", action="store_true", help="list the dataset's versions")
     p.add_argument("--version", type=int, metavar="K", help="the dataset as it was at version K")
+    p.add_argument(
+        "--placement", action="store_true", help="objects and bytes per OSD (Ceph stores)"
+    )
     p = command("schema", cmd_schema, "show a file's directories, trees and branches")
     p.add_argument("dataset")
     p.add_argument("--file", help="file name (default: the first)")

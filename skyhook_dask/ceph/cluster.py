@@ -1,14 +1,17 @@
-"""A single-node Ceph cluster (one monitor, one bluestore OSD) living entirely in one directory.
+"""A Ceph cluster on this machine (one monitor, N bluestore OSDs) living entirely in one directory.
 
 Everything the cluster needs sits under ``dir``: ``ceph.conf``, keyrings, monitor and OSD data,
-the OSD's sparse block file, pid files, admin sockets, logs and the object-class directory.
+each OSD's sparse block file, pid files, admin sockets, logs and the object-class directory.
+With several OSDs the pool keeps ``size`` copies of every object, one per OSD, and serves while
+``min_size`` of them are up.
 Nothing is written to ``/etc/ceph``; clients point ``CEPH_CONF`` (or a store URL) at
 ``dir/ceph.conf``. The monitor listens on free ports chosen at creation, so a test cluster can
 run beside a user's. There is no manager daemon: commands that need one would hang, so every
 ``ceph`` CLI call runs under a timeout and readiness is probed with a small ``rados put``.
 
 ``up()`` on a stopped cluster restarts it with its data (bluestore keeps it); ``down()`` stops
-exactly the daemons whose pid files the directory holds.
+exactly the daemons whose pid files the directory holds. ``stop_osd``/``start_osd`` stop (or
+kill) and start one OSD, for fault tests.
 """
 
 from __future__ import annotations
@@ -19,17 +22,19 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .bootstrap import MON, bootstrap
+from .class_install import CLASS_LIBRARY, ClassInstaller
 from .daemons import (
     APT_INSTALL_LINE,
     DevClusterError,
@@ -41,15 +46,12 @@ from .daemons import (
     require_ceph_packages,
     run_command,
     stop_process,
-    system_class_dirs,
 )
 
 __all__ = ["APT_INSTALL_LINE", "CLASS_LIBRARY", "DevCluster", "DevClusterError"]
 
 log = logging.getLogger(__name__)
 
-CLASS_LIBRARY = "libcls_skyhook.so"
-MON = "mon.a"
 CLI_TIMEOUT = 30.0  # seconds for one `ceph` CLI call (mgr-only commands would hang forever)
 READY_TIMEOUT = 90.0  # seconds for the pool to accept a write after the daemons start
 STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
@@ -66,8 +68,17 @@ def default_class_build_dir() -> Path:
     return Path(cache, "skyhook", "cls-build", env)
 
 
-class DevCluster:
-    """One monitor and one bluestore OSD on 127.0.0.1, with cephx, all inside ``directory``."""
+def default_min_size(size: int) -> int:
+    """Ceph's own rule: a majority of the copies (1 of 1 or 2, 2 of 3, 3 of 4 or 5)."""
+    return size - size // 2
+
+
+class DevCluster(ClassInstaller):
+    """One monitor and ``osds`` bluestore OSDs on 127.0.0.1, with cephx, inside ``directory``.
+
+    ``osds`` and ``size`` (copies of each object) apply when the cluster is created; an
+    existing cluster keeps its own.
+    """
 
     def __init__(
         self,
@@ -78,8 +89,15 @@ class DevCluster:
         block_size_gib: int = 4,
         install_class: bool = True,
         class_build_dir: str | os.PathLike[str] | None = None,
+        osds: int = 1,
+        size: int = 1,
     ) -> None:
+        if osds < 1 or not 1 <= size <= osds:
+            raise DevClusterError(
+                f"a cluster of {osds} OSD(s) cannot keep {size} copies: need 1 <= size <= osds"
+            )
         self.dir = Path(directory).expanduser().absolute()
+        self.osds, self.size = osds, size
         self.pool, self.user = pool, user
         self.block_size = block_size_gib * 1024**3
         self.install_class = install_class
@@ -138,8 +156,13 @@ class DevCluster:
             raise DevClusterError(f"{self.state_path} is corrupt: {exc}") from exc
 
     @property
-    def _osd(self) -> str:
-        return f"osd.{self._state().get('osd_id', 0)}"
+    def osd_ids(self) -> list[int]:
+        state = self._state()
+        return list(state.get("osd_ids", [state.get("osd_id", 0)]))
+
+    @property
+    def osd_names(self) -> list[str]:
+        return [f"osd.{i}" for i in self.osd_ids]
 
     def _pid(self, daemon: str) -> int | None:
         return read_pid(self.dir / "run" / f"{daemon}.pid")
@@ -167,7 +190,7 @@ class DevCluster:
                     f"{self.dir} holds a cluster whose creation did not finish; remove the "
                     "directory and run `up` again"
                 )
-            elif self._alive(MON) and self._alive(self._osd):
+            elif self._alive(MON) and all(self._alive(osd) for osd in self.osd_names):
                 log.info("the Ceph dev cluster in %s is already running", self.dir)
                 if rebuild_class:
                     self._install_class(required=True)
@@ -181,13 +204,47 @@ class DevCluster:
         if not self.dir.is_dir():
             return
         with self._locked():
-            self._stop(self._osd, timeout)
-            self._stop(MON, timeout)
+            self._stop_all(timeout)
 
     def restart_osd(self) -> None:
-        """Stop and start the OSD, then wait until the pool accepts writes again."""
+        """Stop and start the OSDs, then wait until the pool accepts writes again."""
         with self._locked():
             self._restart_osd()
+
+    def stop_osd(self, osd_id: int, kill: bool = False) -> None:
+        """Stop one OSD (SIGKILL when ``kill``: no goodbye to its peers) and wait until the
+        monitor marks it down."""
+        name = f"osd.{osd_id}"
+        with self._locked():
+            pid = self._pid(name)
+            if kill and pid is not None and self._alive(name):
+                os.kill(pid, signal.SIGKILL)
+                while self._alive(name):
+                    time.sleep(0.05)
+            self._stop(name, STOP_TIMEOUT)
+        self._wait_osd_state(osd_id, up=False)
+
+    def start_osd(self, osd_id: int) -> None:
+        """Start one stopped OSD and wait until the monitor marks it up."""
+        with self._locked():
+            name = f"osd.{osd_id}"
+            if not self._alive(name):
+                self.start_daemon(name)
+        self._wait_osd_state(osd_id, up=True)
+
+    def osd_tree(self) -> list[dict[str, Any]]:
+        """Every OSD as the monitor sees it: ``{"id", "up", "in"}``."""
+        dump = json.loads(self.ceph("osd", "dump", "--format", "json"))
+        return [{"id": o["osd"], "up": bool(o["up"]), "in": bool(o["in"])} for o in dump["osds"]]
+
+    def _wait_osd_state(self, osd_id: int, up: bool, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(o["id"] == osd_id and o["up"] == up for o in self.osd_tree()):
+                return
+            time.sleep(0.2)
+        state = "up" if up else "down"
+        raise DevClusterError(f"osd.{osd_id} was not marked {state} within {timeout:.0f} s")
 
     def reload_class(self) -> Path:
         """Rebuild the object class, replace it atomically and restart the OSD to load it."""
@@ -198,18 +255,30 @@ class DevCluster:
         return installed
 
     def status(self) -> dict[str, Any]:
-        state, osd = self._state(), self._osd
-        mon_alive, osd_alive = self._alive(MON), self._alive(osd)
+        state = self._state()
+        mon_alive = self._alive(MON)
+        osds = [{"name": n, "pid": self._pid(n), "alive": self._alive(n)} for n in self.osd_names]
         health = None
         if mon_alive:
             with contextlib.suppress(DevClusterError):
                 health = self.ceph("health", timeout=10).strip()
+                seen = {f"osd.{o['id']}": o for o in self.osd_tree()}
+                for osd in osds:
+                    known = seen.get(str(osd["name"]), {})
+                    osd.update(up=known.get("up", False), **{"in": known.get("in", False)})
         return {
             "dir": str(self.dir),
             "created": bool(state.get("complete")),
-            "running": mon_alive and osd_alive,
+            "running": mon_alive and all(o["alive"] for o in osds),
             "mon": {"pid": self._pid(MON), "alive": mon_alive, "ports": state.get("mon_ports")},
-            "osd": {"name": osd, "pid": self._pid(osd), "alive": osd_alive},
+            "osd": osds[0],
+            "osds": osds,
+            "pool": {
+                "name": self.pool,
+                "size": state.get("size", 1),
+                "min_size": state.get("min_size", 1),
+                "pg_num": state.get("pg_num", 8),
+            },
             "health": health,
             "class_installed": (self.class_dir / CLASS_LIBRARY).exists(),
             "conf": str(self.conf_path),
@@ -234,81 +303,34 @@ class DevCluster:
         started = time.monotonic()
         for sub in ("run", "log", "mon", "osd", "classes"):
             (self.dir / sub).mkdir()
-        state = {"fsid": str(uuid.uuid4()), "mon_ports": free_ports(2), "osd_id": 0,
-                 "osd_uuid": str(uuid.uuid4()), "pool": self.pool, "user": self.user,
-                 "complete": False}  # fmt: skip
+        ids = list(range(self.osds))
+        state = {"fsid": str(uuid.uuid4()), "mon_ports": free_ports(2), "osd_ids": ids,
+                 "osd_uuids": [str(uuid.uuid4()) for _ in ids], "pool": self.pool,
+                 "user": self.user, "size": self.size, "min_size": default_min_size(self.size),
+                 "pg_num": _pg_count(self.osds), "complete": False}  # fmt: skip
         self.state_path.write_text(json.dumps(state, indent=2))
         self._write_conf(state)
         # The class builds while the daemons come up: the OSD loads it on its first call.
         with ThreadPoolExecutor(1, thread_name_prefix="skyhook-class-build") as builder:
             build = builder.submit(self._build_class, False) if self.install_class else None
             try:
-                self._bootstrap(state)
+                bootstrap(self, state)
                 log.info("pool %s ready after %.1f s", self.pool, time.monotonic() - started)
                 self._link_system_classes()
                 self._finish_class_build(build)
             except BaseException:
-                self._stop(self._osd, STOP_TIMEOUT)
-                self._stop(MON, STOP_TIMEOUT)
+                self._stop_all(STOP_TIMEOUT)
                 raise
         state["complete"] = True
         self.state_path.write_text(json.dumps(state, indent=2))
 
-    def _bootstrap(self, state: dict[str, Any]) -> None:
-        conf, monmap = str(self.conf_path), str(self.dir / "monmap")
-        self._make_keyrings()
-        mon_v2, mon_v1 = state["mon_ports"]
-        addr = f"[v2:127.0.0.1:{mon_v2},v1:127.0.0.1:{mon_v1}]"
-        run_command(["monmaptool", "--create", "--clobber", "--addv", MON.split(".")[1], addr,
-                     "--fsid", state["fsid"], monmap], what="monmaptool")  # fmt: skip
-        run_command(["ceph-mon", "--mkfs", "-i", MON.split(".")[1], "--monmap", monmap,
-                     "--keyring", str(self.dir / "keyring.mon"), "-c", conf],
-                    what="ceph-mon --mkfs")  # fmt: skip
-        self._start_daemon(MON)
-        self._create_osd(state, monmap)
-        self._start_daemon(self._osd)
-        self.ceph("osd", "pool", "create", self.pool, "8", "8")
-        self.ceph("osd", "pool", "application", "enable", self.pool, "skyhook")
-        self.ceph("health", "mute", "MGR_DOWN", "--sticky")  # there is no manager, by design
-        self._wait_ready()
-
     def _write_conf(self, state: dict[str, Any]) -> None:
-        text = render_conf(self.dir, fsid=state["fsid"], mon_ports=state["mon_ports"],
-                           user=self.user, block_size=self.block_size)  # fmt: skip
+        text = render_conf(
+            self.dir, fsid=state["fsid"], mon_ports=state["mon_ports"], user=self.user,
+            block_size=self.block_size, size=state.get("size", 1),
+            min_size=state.get("min_size", 1),
+        )  # fmt: skip
         self.conf_path.write_text(text)
-
-    def _authtool(self, *args: str) -> str:
-        return run_command(["ceph-authtool", *args], what="ceph-authtool")
-
-    def _make_keyrings(self) -> None:
-        mon_keyring = str(self.dir / "keyring.mon")
-        self._authtool("--create-keyring", mon_keyring, "--gen-key", "-n", "mon.",
-                       "--cap", "mon", "allow *")  # fmt: skip
-        admin_caps = [
-            arg for svc in ("mon", "osd", "mgr", "mds") for arg in ("--cap", svc, "allow *")
-        ]
-        self._authtool("--create-keyring", str(self.admin_keyring_path), "--gen-key",
-                       "-n", "client.admin", *admin_caps)  # fmt: skip
-        # Least privilege: read the cluster maps; read, write and call classes in one pool.
-        self._authtool("--create-keyring", str(self.keyring_path), "--gen-key",
-                       "-n", f"client.{self.user}", "--cap", "mon", "allow r",
-                       "--cap", "osd", f"allow rwx pool={self.pool}")  # fmt: skip
-        for keyring in (self.admin_keyring_path, self.keyring_path):
-            self._authtool(mon_keyring, "--import-keyring", str(keyring))
-            keyring.chmod(0o600)
-
-    def _create_osd(self, state: dict[str, Any], monmap: str) -> None:
-        osd_id, osd_uuid = str(state["osd_id"]), state["osd_uuid"]
-        secret = self._authtool("--gen-print-key").strip()
-        self.ceph("osd", "new", osd_uuid, osd_id, "-i", "-",
-                  stdin=json.dumps({"cephx_secret": secret}))  # fmt: skip
-        data = self.dir / "osd" / f"ceph-{osd_id}"
-        data.mkdir(parents=True, exist_ok=True)
-        self._authtool("--create-keyring", str(data / "keyring"), "--name", f"osd.{osd_id}",
-                       "--add-key", secret)  # fmt: skip
-        run_command(["ceph-osd", "--mkfs", "-i", osd_id, "--osd-uuid", osd_uuid,
-                     "--monmap", monmap, "-c", str(self.conf_path)],
-                    what="ceph-osd --mkfs", timeout=120)  # fmt: skip
 
     # --- start, stop, readiness --------------------------------------------------------------
 
@@ -322,17 +344,18 @@ class DevCluster:
                     f"cannot restart the cluster in {self.dir}: its monitor port(s) "
                     f"{', '.join(busy)} are taken by another process"
                 )
-            self._start_daemon(MON)
+            self.start_daemon(MON)
         self._link_system_classes()
         if rebuild_class or not (self.class_dir / CLASS_LIBRARY).exists():
             self._install_class(required=rebuild_class)
-        if rebuild_class:
-            self._stop(self._osd, STOP_TIMEOUT)
-        if not self._alive(self._osd):
-            self._start_daemon(self._osd)
-        self._wait_ready()
+        for name in self.osd_names:
+            if rebuild_class:
+                self._stop(name, STOP_TIMEOUT)
+            if not self._alive(name):
+                self.start_daemon(name)
+        self.wait_ready()
 
-    def _start_daemon(self, name: str) -> None:
+    def start_daemon(self, name: str) -> None:
         kind, ident = name.split(".", 1)
         # The daemon forks; the parent exits once the child has initialised (or failed).
         run_command([f"ceph-{kind}", "-i", ident, "-c", str(self.conf_path)],
@@ -351,14 +374,21 @@ class DevCluster:
         stop_process(pid, lambda: self._alive(name), timeout, _program(name))
         log.info("stopped %s (pid %d)", name, pid)
 
+    def _stop_all(self, timeout: float) -> None:
+        for name in self.osd_names:
+            self._stop(name, timeout)
+        self._stop(MON, timeout)
+
     def _restart_osd(self) -> None:
         if not self._alive(MON):
             raise DevClusterError(f"the cluster in {self.dir} is not running; start it with up()")
-        self._stop(self._osd, STOP_TIMEOUT)
-        self._start_daemon(self._osd)
-        self._wait_ready()
+        for name in self.osd_names:
+            self._stop(name, STOP_TIMEOUT)
+        for name in self.osd_names:
+            self.start_daemon(name)
+        self.wait_ready()
 
-    def _wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait until client.<user> can write to the pool (PGs active, caps and keys right)."""
         base = ["rados", "-c", str(self.conf_path), "--name", f"client.{self.user}"]
         base += ["-p", self.pool]
@@ -379,53 +409,15 @@ class DevCluster:
             f"see the logs in {self.dir / 'log'}"
         )
 
-    # --- object class ------------------------------------------------------------------------
 
-    def _link_system_classes(self) -> None:
-        """Expose Ceph's own classes (hello, lock, ...) in our class dir through symlinks."""
-        self.class_dir.mkdir(exist_ok=True)
-        for system_dir in system_class_dirs():
-            for library in system_dir.glob("libcls_*.so*"):
-                link = self.class_dir / library.name
-                if not library.name.startswith("libcls_skyhook") and not link.exists():
-                    link.symlink_to(library)
-
-    def _finish_class_build(self, build: Future[Path | None] | None) -> None:
-        built = build.result() if build is not None else None
-        if built is not None:
-            self._place_class(built)
-
-    def _build_class(self, required: bool) -> Path | None:
-        """The freshly built library, or None (with a warning) when it cannot be built."""
-        try:
-            from .build_class import build_class
-        except ImportError as exc:
-            if required:
-                raise DevClusterError(f"cannot build the object class: {exc}") from exc
-            log.warning("%s not installed: its builder is unavailable (%s)", CLASS_LIBRARY, exc)
-            return None
-        try:
-            return Path(build_class(self.class_build_dir))
-        except Exception as exc:
-            if required:
-                raise
-            log.warning("%s not installed: building it failed: %s", CLASS_LIBRARY, exc)
-            return None
-
-    def _install_class(self, required: bool) -> Path | None:
-        if not self.install_class and not required:
-            return None
-        built = self._build_class(required)
-        return self._place_class(built) if built else None
-
-    def _place_class(self, built: Path) -> Path:
-        """Copy, then rename over the old library: an OSD that mapped it keeps its inode."""
-        target = self.class_dir / CLASS_LIBRARY
-        staging = self.class_dir / f".{CLASS_LIBRARY}.{os.getpid()}.tmp"
-        shutil.copy2(built, staging)
-        os.replace(staging, target)
-        log.info("installed %s (built in %s)", target, built.parent)
-        return target
+def _pg_count(osds: int) -> int:
+    """Placement groups of the pool, a power of two (so they split evenly): 8 on one OSD; else
+    32 or more per OSD, enough for CRUSH to spread them (3 OSDs: 128 groups; each OSD holds
+    82-92 of their 256 copies and is primary of 36-46)."""
+    count = 8
+    while osds > 1 and count < 32 * osds:
+        count *= 2
+    return count
 
 
 def _program(daemon: str) -> str:

@@ -1,6 +1,7 @@
-"""``skyhook ceph ...``: run the single-node dev cluster and link the rados binding.
+"""``skyhook ceph ...``: run the dev cluster on this machine and link the rados binding.
 
-skyhook ceph up --dir DIR [--rebuild-class]   start (or create) the cluster, print its URL
+skyhook ceph up --dir DIR [--osds N --size R] [--rebuild-class]
+                                              start (or create) the cluster, print its URL
 skyhook ceph down --dir DIR                   stop its daemons
 skyhook ceph status --dir DIR                 daemons, health, class, URL (JSON)
 skyhook ceph link-rados                       make Debian's rados binding importable here
@@ -47,9 +48,26 @@ def add_ceph_commands(actions: Any) -> None:
         help="rebuild the skyhook object class and restart the OSD to load it",
     )  # fmt: skip
     up.add_argument("--no-class", action="store_true", help="do not build the object class")
+    up.add_argument(
+        "--osds", type=_positive, help="OSDs of a new cluster (default 1; a cluster keeps its own)"
+    )
+    up.add_argument(
+        "--size", type=_positive,
+        help="copies of each object in a new cluster's pool, one per OSD (default 1)",
+    )  # fmt: skip
     action("down", cmd_down, "stop the cluster's daemons (its data stays)")
     action("status", cmd_status, "show the daemons, health, object class and store URL")
     action("link-rados", cmd_link_rados, "make the rados binding importable", with_dir=False)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -57,9 +75,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     import time
 
     from .cluster import DevCluster
+    from .daemons import DevClusterError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cluster = DevCluster(args.dir, install_class=not args.no_class)
+    osds, size = args.osds or 1, args.size or 1
+    cluster = DevCluster(args.dir, install_class=not args.no_class, osds=osds, size=size)
+    if cluster.state_path.exists() and (args.osds or args.size):
+        have = (len(cluster.osd_ids), cluster.status()["pool"]["size"])
+        if (args.osds or have[0], args.size or have[1]) != have:
+            raise DevClusterError(
+                f"the cluster in {cluster.dir} has {have[0]} OSD(s) keeping {have[1]} "
+                "copies; --osds and --size apply to a new cluster (use an empty --dir)"
+            )
     started = time.monotonic()
     url = cluster.up(rebuild_class=args.rebuild_class)
     print(f"Ceph dev cluster in {cluster.dir} is up ({time.monotonic() - started:.1f} s)")

@@ -33,7 +33,7 @@ class DevClusterError(SkyhookError):
 
 
 CONF_TEMPLATE = """\
-# A single-node development cluster (skyhook_dask.ceph.cluster).
+# A development cluster on one machine (skyhook_dask.ceph.cluster).
 [global]
 fsid = {fsid}
 mon host = [v2:127.0.0.1:{mon_v2},v1:127.0.0.1:{mon_v1}]
@@ -42,8 +42,8 @@ cluster addr = 127.0.0.1
 auth cluster required = cephx
 auth service required = cephx
 auth client required = cephx
-osd pool default size = 1
-osd pool default min size = 1
+osd pool default size = {size}
+osd pool default min size = {min_size}
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 mon allow pool size one = true
@@ -55,6 +55,11 @@ mon warn on insecure global id reclaim allowed = false
 # One monitor needs no batching of map updates: 0.2 s instead of 1 s makes the OSD boot,
 # pool creation and restarts several seconds faster.
 paxos propose interval = 0.2
+# A killed OSD is marked down within seconds (its peers report it, one report suffices), so
+# that its placement groups move on to their other copies while a query waits.
+osd heartbeat interval = 1
+osd heartbeat grace = 5
+mon osd min down reporters = 1
 
 # Daemon-only settings: clients reading this file must not need write access to {dir}.
 [mon]
@@ -91,7 +96,14 @@ log file = {dir}/log/$name.log
 
 
 def render_conf(
-    directory: Path, *, fsid: str, mon_ports: list[int], user: str, block_size: int
+    directory: Path,
+    *,
+    fsid: str,
+    mon_ports: list[int],
+    user: str,
+    block_size: int,
+    size: int = 1,
+    min_size: int = 1,
 ) -> str:
     admin_socket = f"{directory}/run/$cluster-$name.asok"
     if len(admin_socket) > 100:  # a UNIX socket path is limited to 107 bytes: go without
@@ -100,7 +112,7 @@ def render_conf(
     mon_v2, mon_v1 = mon_ports
     return CONF_TEMPLATE.format(
         fsid=fsid, mon_v2=mon_v2, mon_v1=mon_v1, dir=directory, user=user,
-        block_size=block_size, daemon_files=daemon_files,
+        block_size=block_size, daemon_files=daemon_files, size=size, min_size=min_size,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import threading
 import time
@@ -320,6 +321,21 @@ class RadosStore(StoreBase):
             return error
         reason.add_note(str(error))  # which call, and the errno the OSD returned
         return reason
+
+    def mon_command(self, command: dict[str, Any]) -> dict[str, Any]:
+        """A read-only monitor command (``osd dump``, ``pg map``, ...) and its JSON answer."""
+        from .placement import decode_reply
+
+        rados = import_rados()
+        cluster, generation = self._connection.cluster()
+        what = str(command.get("prefix"))
+        try:
+            code, reply, status = cluster.mon_command(json.dumps(command), b"", self.timeout)
+        except rados.Error as exc:
+            raise self._translate(exc, f"monitor command {what!r}", None, generation) from exc
+        if code != 0:
+            raise StoreError(f"monitor command {what!r} failed ({code}): {status}")
+        return decode_reply(reply, what)
 
     def close(self) -> None:
         """Drop this store's pool handle; the shared cluster handle stays for other stores."""
