@@ -57,24 +57,13 @@ def read_tree_back(store: Any, tree: TreeInfo) -> pa.Table:
         assert table.schema.equals(tree.schema)
         assert obj.first_event == expected_first
         assert obj.rows == table.num_rows == obj.stop_event - obj.first_event > 0
-        # counted on the slice written: a bitmap that started mid-byte counts one byte more
-        assert 0 <= obj.uncompressed_bytes - table.nbytes <= bitmap_count(table.schema)
+        assert obj.uncompressed_bytes == table.nbytes
         ids = table.column("event_id").to_numpy()
         np.testing.assert_array_equal(ids, np.arange(obj.first_event, obj.stop_event))
         tables.append(table)
         expected_first = obj.stop_event
     assert expected_first == tree.entries
     return pa.concat_tables(tables) if tables else tree.schema.empty_table()
-
-
-def bitmap_count(schema: pa.Schema) -> int:
-    """How many bitmaps (validity, and boolean values) the columns of ``schema`` hold."""
-
-    def count(kind: pa.DataType) -> int:
-        own = 2 if pa.types.is_boolean(kind) else 1
-        return own + sum(count(kind.field(i).type) for i in range(kind.num_fields))
-
-    return sum(count(field.type) for field in schema)
 
 
 def numpy_parts(truth: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:

@@ -54,9 +54,7 @@ Format (``"format": "skyhook-dataset", "version": 1``)::
                          written table: row numbers in it, while its event_id column may hold
                          the table's own ids; stats["event_id"] bounds those)
           rows           stop_event - first_event
-          bytes          stored size; uncompressed_bytes: Arrow ``Table.nbytes`` of the rows
-                         written (a bitmap starting mid-byte counts one byte more than in
-                         the table read back)
+          bytes          stored size; uncompressed_bytes: Arrow ``Table.nbytes`` of its table
           checksum       "sha256:<hex>" of the stored bytes
           stats          (trees of fewer than 10 objects, and manifests written before
                          object_stats) {column: {"nulls": n, "min": v, "max": v}}, as one row

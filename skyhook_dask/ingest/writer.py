@@ -86,8 +86,8 @@ class ObjectWriter:
         self.pending_rows += table.num_rows
         if self.pending_rows < self.rows_per_object:
             return
-        # one copy per step into single-chunk columns: each object is then a zero-copy slice,
-        # written as one record batch
+        # one copy per step into single-chunk columns: each object is a slice of it, written
+        # as one record batch
         combined = pa.concat_tables(self.pending).combine_chunks()
         full = self.pending_rows // self.rows_per_object * self.rows_per_object
         self._emit_objects(combined.slice(0, full))
@@ -110,6 +110,11 @@ class ObjectWriter:
             self._emit(table.slice(start, stop - start))
 
     def _emit(self, table: pa.Table) -> None:
+        # A fresh copy of the slice: Arrow's IPC writer copies a bitmap that starts mid-byte
+        # without clearing the bits past its end, so a slice's bytes would differ from run to
+        # run (and a re-run task must meet its own earlier object byte for byte).
+        columns = [pa.concat_arrays(column.chunks) for column in table.columns]
+        table = pa.Table.from_arrays(columns, schema=table.schema)
         data = write_object(table, self.compression)
         name = self.name_of(len(self.objects))
         if self._pool is None:
