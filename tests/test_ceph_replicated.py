@@ -190,3 +190,40 @@ def test_one_osd_down_serves_two_down_fail_clearly(
     with dask.config.set({"skyhook.retry-time": 3}), pytest.raises(StoreUnavailableError):
         run()
     assert time.monotonic() - started < 45
+
+
+def test_object_tasks_run_beside_their_primary_osd(replicated: DevCluster, dataset: str) -> None:
+    """Three workers, each declaring one OSD's host (the dev cluster puts osd.N on host
+    node-N): every object call runs on the worker beside its object's primary OSD."""
+    from distributed import Client, Nanny, Scheduler, SpecCluster, get_task_stream
+
+    from skyhook_dask.plan import plan
+    from skyhook_dask.query.parser import parse_query
+    from skyhook_dask.runtime.locality import HOST_ENV
+    from skyhook_dask.runtime.mappers import OnDask
+    from skyhook_dask.runtime.queries import run_plans
+
+    hosts = {f"w{n}": f"node-{n}" for n in replicated.osd_ids}
+    workers = {name: {"cls": Nanny, "options": {"nthreads": 1, "env": {HOST_ENV: host}}}
+               for name, host in hosts.items()}  # fmt: skip
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    stealing = {"distributed.scheduler.work-stealing": False}
+    store = open_store(replicated.url)
+    planned = plan(load_dataset(store, dataset).files[0], parse_query(QUERY))
+    with (
+        dask.config.set(stealing),
+        SpecCluster(workers=workers, scheduler=scheduler) as cluster,
+        Client(cluster) as client,
+    ):
+        with get_task_stream(client) as stream:
+            (result,) = run_plans([planned], OnDask(client))
+        host_of = {address: hosts[str(info["name"])]
+                   for address, info in client.scheduler_info()["workers"].items()}  # fmt: skip
+    ran_on = {record["key"][1]: record["worker"] for record in stream.data
+              if isinstance(record["key"], tuple)}  # fmt: skip
+    mapping = pool_map(store)
+    assert len(ran_on) == len(planned.objects) > 20
+    for n, obj in enumerate(planned.objects):
+        assert host_of[ran_on[n]] == f"node-{mapping.place(obj.name).primary}", obj.name
+    assert len(set(ran_on.values())) == 3
+    assert result.table.num_rows == result.metrics.rows_out

@@ -252,8 +252,15 @@ def test_workers_and_job_get_the_store_and_ceph_config() -> None:
     cluster = job["spec"]["cluster"]["spec"]
     for path, pod_spec in {**_embedded_pod_specs(job)}.items():
         container = pod_spec["containers"][0]
-        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        if path.endswith("worker.spec"):  # workers say which storage node they sit on
+            assert env["SKYHOOK_OSD_HOST"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+            spread = pod_spec["topologySpreadConstraints"][0]
+            assert spread["topologyKey"] == "kubernetes.io/hostname"
+            beside = pod_spec["affinity"]["podAffinity"]
+            term = beside["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            assert term["labelSelector"]["matchLabels"] == {"app": "rook-ceph-osd"}
         if path.endswith("scheduler.spec"):
             assert "SKYHOOK_STORE" not in env and not mounts  # the scheduler never opens it
             continue
@@ -314,12 +321,10 @@ def test_render_command_applies_options(tmp_path: Path, capsys: pytest.CaptureFi
     assert cluster["spec"]["worker"]["replicas"] == 5
     worker = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert worker["image"] == "registry.example/skyhook:1"
-    assert worker["env"] == [
-        {
-            "name": "SKYHOOK_STORE",
-            "value": "rados://data?conf=/etc/ceph/ceph.conf&name=client.skyhook",
-        }
-    ]
+    assert worker["env"][0] == {
+        "name": "SKYHOOK_STORE",
+        "value": "rados://data?conf=/etc/ceph/ceph.conf&name=client.skyhook",
+    }
     _validate_builtin(_as_pod(cluster["spec"]["worker"]["spec"]), K8S_VERSIONS[-1])
 
     conf, keyring = tmp_path / "ceph.conf", tmp_path / "keyring"

@@ -328,7 +328,7 @@ class DevCluster(ClassInstaller):
         text = render_conf(
             self.dir, fsid=state["fsid"], mon_ports=state["mon_ports"], user=self.user,
             block_size=self.block_size, size=state.get("size", 1),
-            min_size=state.get("min_size", 1),
+            min_size=state.get("min_size", 1), osd_hosts=len(self.osd_ids) > 1,
         )  # fmt: skip
         self.conf_path.write_text(text)
 

@@ -79,7 +79,7 @@ osd class default list = *
 osd fast shutdown = true
 # Closing a block device waits one aio poll period (250 ms by default), ~10 times per start.
 bdev aio poll ms = 20
-{daemon_files}
+{crush_location}{daemon_files}
 [client.admin]
 keyring = {dir}/keyring.admin
 
@@ -104,7 +104,10 @@ def render_conf(
     block_size: int,
     size: int = 1,
     min_size: int = 1,
+    osd_hosts: bool = False,
 ) -> str:
+    """``ceph.conf`` of a dev cluster; ``osd_hosts`` puts each OSD in a CRUSH host of its own
+    (``node-<id>``), as if every OSD had a storage node to itself."""
     admin_socket = f"{directory}/run/$cluster-$name.asok"
     if len(admin_socket) > 100:  # a UNIX socket path is limited to 107 bytes: go without
         admin_socket = ""
@@ -113,6 +116,7 @@ def render_conf(
     return CONF_TEMPLATE.format(
         fsid=fsid, mon_v2=mon_v2, mon_v1=mon_v1, dir=directory, user=user,
         block_size=block_size, daemon_files=daemon_files, size=size, min_size=min_size,
+        crush_location="crush location = root=default host=node-$id\n" if osd_hosts else "",
     )  # fmt: skip
 
 

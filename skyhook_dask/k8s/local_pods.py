@@ -6,6 +6,7 @@ security context as engine options, and the files of its ConfigMap and Secret vo
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +207,8 @@ class PodPlanner:
             field_path = (source.get("fieldRef") or {}).get("fieldPath")
             if field_path in ("metadata.name", "metadata.namespace"):
                 env[name] = pod if field_path == "metadata.name" else "default"
+            elif field_path == "spec.nodeName":  # every container runs on this one machine
+                env[name] = socket.gethostname().split(".")[0]
             elif "configMapKeyRef" in source or "secretKeyRef" in source:
                 kind = "ConfigMap" if "configMapKeyRef" in source else "Secret"
                 ref = source.get("configMapKeyRef") or source.get("secretKeyRef")

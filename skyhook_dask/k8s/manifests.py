@@ -118,6 +118,23 @@ def _pod_spec(
     return spec
 
 
+def _beside_osds(cluster_name: str) -> dict[str, Any]:
+    """Workers spread one per node, preferring nodes that run a Rook OSD."""
+    workers = {"dask.org/cluster-name": cluster_name, "dask.org/component": "worker"}
+    hostname = "kubernetes.io/hostname"
+    osd_pods = {"labelSelector": {"matchLabels": {"app": "rook-ceph-osd"}},
+                "topologyKey": hostname, "namespaces": ["rook-ceph"]}  # fmt: skip
+    return {
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": hostname, "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": workers},
+        }],
+        "affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": osd_pods},
+        ]}},
+    }  # fmt: skip
+
+
 def _mounts(container: Mapping[str, Any], volume: str) -> bool:
     return any(m["name"] == volume for m in container.get("volumeMounts", ()))
 
@@ -176,6 +193,10 @@ def _cluster_body(
         ports={"http-dashboard": 8788},
         resources=_worker_resources(threads, memory),
     )
+    # The node's name is the CRUSH host of a Rook OSD on it: object tasks then run beside
+    # their primary OSD (skyhook_dask.runtime.locality).
+    node_name = {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    worker.setdefault("env", []).append({"name": "SKYHOOK_OSD_HOST", "valueFrom": node_name})
     scheduler = _container(
         "scheduler",
         image,
@@ -190,7 +211,10 @@ def _cluster_body(
         for port_name, number in (("tcp-comm", 8786), ("http-dashboard", 8787))
     ]
     return {
-        "worker": {"replicas": workers, "spec": _pod_spec([worker])},
+        "worker": {
+            "replicas": workers,
+            "spec": {**_pod_spec([worker]), **_beside_osds(cluster_name)},
+        },
         "scheduler": {
             "spec": _pod_spec([scheduler]),
             "service": {

@@ -47,14 +47,24 @@ class Mapper:
         store_url: str,
         label: str,
         progress: bool = False,
+        objects: Sequence[str] | None = None,
     ) -> list[R]:
         """Results in argument order; ``store_url`` is the store the tasks use, ``label``
-        names them, ``progress`` asks for a progress bar where the mapper has one."""
+        names them, ``progress`` asks for a progress bar where the mapper has one, and
+        ``objects`` names the object each task reads (tasks may then run beside it)."""
         if not arguments:
             return []
-        return self.run(func, list(arguments), store_url, label, progress)
+        return self.run(func, list(arguments), store_url, label, progress, objects)
 
-    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
+    def run(
+        self,
+        func: Task,
+        calls: list[Any],
+        store_url: str,
+        label: str,
+        bar: bool,
+        objects: Sequence[str] | None = None,
+    ) -> list:
         raise NotImplementedError
 
 
@@ -66,7 +76,15 @@ class InProcess(Mapper):
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
-    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
+    def run(
+        self,
+        func: Task,
+        calls: list[Any],
+        store_url: str,
+        label: str,
+        bar: bool,
+        objects: Sequence[str] | None = None,
+    ) -> list:
         threads = self.threads or int(config.get("max-in-flight"))
         if self.threads is None and store_url.startswith(LOCAL_SCHEMES):
             # The calls are this process's own CPU work: threads beyond the cores only
@@ -95,18 +113,28 @@ class OnDask(Mapper):
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
+    def run(
+        self,
+        func: Task,
+        calls: list[Any],
+        store_url: str,
+        label: str,
+        bar: bool,
+        objects: Sequence[str] | None = None,
+    ) -> list:
         from distributed import wait
 
         register_store_plugin(self.client, store_url)
         settings = dict(dask.config.get("skyhook"))
         prefix = f"{label}-{tokenize(store_url, func, calls, settings)}"
+        beside = self._beside(store_url, objects, len(calls))
         futures: list[Future] = []
         try:
-            futures = [
-                self.client.submit(run_task, settings, store_url, func, *args, key=(prefix, n))
-                for n, args in enumerate(calls)
-            ]
+            for n, args in enumerate(calls):
+                futures.append(self.client.submit(
+                    run_task, settings, store_url, func, *args, key=(prefix, n),
+                    workers=beside[n], allow_other_workers=beside[n] is not None,
+                ))  # fmt: skip
             if bar:
                 from distributed import progress as show
 
@@ -120,3 +148,13 @@ class OnDask(Mapper):
             with contextlib.suppress(Exception):
                 self.client.cancel([f for f in futures if f.status == "pending"])
             raise
+
+    def _beside(
+        self, store_url: str, objects: Sequence[str] | None, count: int
+    ) -> Sequence[list[str] | None]:
+        """Per task, the workers beside its object's primary OSD (None: any worker)."""
+        from .locality import object_locality
+
+        if objects is None or len(objects) != count:
+            return [None] * count
+        return object_locality(self.client, store_url, objects) or [None] * count

@@ -39,7 +39,8 @@ def run_plans(
     run = mapper or InProcess()
     url = store_url or plans[0].store_url
     arguments = [(url, o.name, "scan", p.payload(o)) for p in plans for o in p.objects]
-    outcomes = iter(run(call_object, arguments, store_url=url, label=label))
+    names = [name for _, name, _, _ in arguments]
+    outcomes = iter(run(call_object, arguments, store_url=url, label=label, objects=names))
     results = []
     for p in plans:
         parts = [next(outcomes) for _ in p.objects]

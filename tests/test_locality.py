@@ -1,0 +1,35 @@
+"""Placing object tasks beside their primary OSD, on a simulated host map (the real cluster
+case: test_ceph_replicated.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skyhook_dask.runtime.locality import object_locality, preferred_workers
+
+OSD_HOST = {0: "rack1-a", 1: "rack1-b", 2: "rack2-a", 3: "rack2-b"}
+HOST_WORKERS = {
+    "rack1-a": ["tcp://10.0.0.1:1"],
+    "rack2-a": ["tcp://10.0.0.3:2", "tcp://10.0.0.3:1"],
+}
+
+
+def test_each_object_goes_to_the_workers_on_its_primarys_host() -> None:
+    primaries = [0, 2, 1, None, 3, 0, 7]
+    assert preferred_workers(primaries, OSD_HOST, HOST_WORKERS) == [
+        ["tcp://10.0.0.1:1"],
+        ["tcp://10.0.0.3:1", "tcp://10.0.0.3:2"],  # two workers on that host: either
+        None,  # no worker on rack1-b: any worker
+        None,  # no primary up
+        None,
+        ["tcp://10.0.0.1:1"],
+        None,  # an OSD the CRUSH map does not place
+    ]
+
+
+def test_no_locality_off_ceph_or_without_declared_hosts(tmp_path: Any) -> None:
+    class NoClient:
+        def run(self, func: Any) -> dict[str, Any]:
+            raise AssertionError("a file store has no OSDs: the workers are not asked")
+
+    assert object_locality(NoClient(), tmp_path.as_uri(), ["a/b"]) is None  # type: ignore[arg-type]
