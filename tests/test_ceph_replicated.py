@@ -227,3 +227,30 @@ def test_object_tasks_run_beside_their_primary_osd(replicated: DevCluster, datas
         assert host_of[ran_on[n]] == f"node-{mapping.place(obj.name).primary}", obj.name
     assert len(set(ran_on.values())) == 3
     assert result.table.num_rows == result.metrics.rows_out
+
+
+def test_a_destroyed_osd_is_backfilled_and_serves_alone(
+    all_osds_up: DevCluster, dataset: str, source: Path
+) -> None:
+    """osd.1's disk is lost and replaced by an empty OSD of the same id: Ceph copies its share
+    back. Then, with osd.0 down, the objects osd.0 shared with osd.1 come from osd.1 alone."""
+    cluster = all_osds_up
+    cluster.recreate_osd(1)
+    cluster.wait_clean()
+    details = {o["name"]: o for o in cluster.status(details=True)["osds"]}
+    store = open_store(cluster.url)
+    mapping = pool_map(store)
+    names = [obj.name for _f, _t, obj in load_dataset(store, dataset).objects()]
+    held_by_1 = [n for n in names if 1 in mapping.place(n).acting]
+    assert details["osd.1"]["object_copies"] >= len(held_by_1) > 0
+    assert details["osd.1"]["stored_bytes"] > 0
+    states = details["osd.1"]["pg_states"]
+    assert all(s.endswith(("Active/Clean", "RepNotRecovering")) for s in states), states
+
+    cluster.stop_osd(0, kill=True)
+    shared = [n for n in held_by_1 if set(mapping.place(n).acting) == {0, 1}]
+    assert shared
+    report = verify_dataset(cluster.url, dataset)
+    report.raise_first()
+    assert report.objects == len(names) + 1  # and the statistics object
+    assert_equal_to_truth(read_query(cluster.url, dataset), source)

@@ -31,7 +31,7 @@ def bootstrap(cluster: DevCluster, state: dict[str, Any]) -> None:
     cluster.start_daemon(MON)
     # every OSD's mkfs at once: each takes seconds, mostly waiting
     with ThreadPoolExecutor(len(cluster.osd_names), thread_name_prefix="skyhook-mkfs") as pool:
-        made = [pool.submit(_create_osd, cluster, i, u, monmap)
+        made = [pool.submit(create_osd, cluster, i, u, monmap)
                 for i, u in zip(state["osd_ids"], state["osd_uuids"], strict=True)]  # fmt: skip
         for future in made:
             future.result()
@@ -63,7 +63,8 @@ def _make_keyrings(cluster: DevCluster) -> None:
         keyring.chmod(0o600)
 
 
-def _create_osd(cluster: DevCluster, number: int, osd_uuid: str, monmap: str) -> None:
+def create_osd(cluster: DevCluster, number: int, osd_uuid: str, monmap: str) -> None:
+    """A new OSD ``number`` (or a destroyed one's id again): its key, entry and bluestore."""
     osd_id = str(number)
     secret = _authtool("--gen-print-key").strip()
     cluster.ceph("osd", "new", osd_uuid, osd_id, "-i", "-",

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from .bootstrap import MON, bootstrap
 from .class_install import CLASS_LIBRARY, ClassInstaller
 from .daemons import (
     APT_INSTALL_LINE,
+    READY_TIMEOUT,
+    STOP_TIMEOUT,
     DevClusterError,
     free_ports,
     port_in_use,
@@ -47,14 +48,13 @@ from .daemons import (
     run_command,
     stop_process,
 )
+from .osd_control import OsdControl
 
 __all__ = ["APT_INSTALL_LINE", "CLASS_LIBRARY", "DevCluster", "DevClusterError"]
 
 log = logging.getLogger(__name__)
 
 CLI_TIMEOUT = 30.0  # seconds for one `ceph` CLI call (mgr-only commands would hang forever)
-READY_TIMEOUT = 90.0  # seconds for the pool to accept a write after the daemons start
-STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
 PROBE_OBJECT = "skyhook-dev-cluster-ready-probe"
 
 
@@ -73,7 +73,7 @@ def default_min_size(size: int) -> int:
     return size - size // 2
 
 
-class DevCluster(ClassInstaller):
+class DevCluster(ClassInstaller, OsdControl):
     """One monitor and ``osds`` bluestore OSDs on 127.0.0.1, with cephx, inside ``directory``.
 
     ``osds`` and ``size`` (copies of each object) apply when the cluster is created; an
@@ -211,41 +211,6 @@ class DevCluster(ClassInstaller):
         with self._locked():
             self._restart_osd()
 
-    def stop_osd(self, osd_id: int, kill: bool = False) -> None:
-        """Stop one OSD (SIGKILL when ``kill``: no goodbye to its peers) and wait until the
-        monitor marks it down."""
-        name = f"osd.{osd_id}"
-        with self._locked():
-            pid = self._pid(name)
-            if kill and pid is not None and self._alive(name):
-                os.kill(pid, signal.SIGKILL)
-                while self._alive(name):
-                    time.sleep(0.05)
-            self._stop(name, STOP_TIMEOUT)
-        self._wait_osd_state(osd_id, up=False)
-
-    def start_osd(self, osd_id: int) -> None:
-        """Start one stopped OSD and wait until the monitor marks it up."""
-        with self._locked():
-            name = f"osd.{osd_id}"
-            if not self._alive(name):
-                self.start_daemon(name)
-        self._wait_osd_state(osd_id, up=True)
-
-    def osd_tree(self) -> list[dict[str, Any]]:
-        """Every OSD as the monitor sees it: ``{"id", "up", "in"}``."""
-        dump = json.loads(self.ceph("osd", "dump", "--format", "json"))
-        return [{"id": o["osd"], "up": bool(o["up"]), "in": bool(o["in"])} for o in dump["osds"]]
-
-    def _wait_osd_state(self, osd_id: int, up: bool, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(o["id"] == osd_id and o["up"] == up for o in self.osd_tree()):
-                return
-            time.sleep(0.2)
-        state = "up" if up else "down"
-        raise DevClusterError(f"osd.{osd_id} was not marked {state} within {timeout:.0f} s")
-
     def reload_class(self) -> Path:
         """Rebuild the object class, replace it atomically and restart the OSD to load it."""
         with self._locked():
@@ -254,7 +219,9 @@ class DevCluster(ClassInstaller):
         assert installed is not None
         return installed
 
-    def status(self) -> dict[str, Any]:
+    def status(self, details: bool = False) -> dict[str, Any]:
+        """Daemons, health, pool; with ``details``, each running OSD's placement groups (and
+        their states), bytes stored and object copies held."""
         state = self._state()
         mon_alive = self._alive(MON)
         osds = [{"name": n, "pid": self._pid(n), "alive": self._alive(n)} for n in self.osd_names]
@@ -266,6 +233,8 @@ class DevCluster(ClassInstaller):
                 for osd in osds:
                     known = seen.get(str(osd["name"]), {})
                     osd.update(up=known.get("up", False), **{"in": known.get("in", False)})
+        if details and mon_alive:
+            self._add_details(osds)
         return {
             "dir": str(self.dir),
             "created": bool(state.get("complete")),
@@ -284,6 +253,22 @@ class DevCluster(ClassInstaller):
             "conf": str(self.conf_path),
             "url": self.url,
         }
+
+    def _add_details(self, osds: list[dict[str, Any]]) -> None:
+        from .osd_report import object_copies, osd_reports
+
+        alive = {str(o["name"]): self.dir / "run" / f"ceph-{o['name']}.asok" for o in osds
+                 if o["alive"]}  # fmt: skip
+        reports = osd_reports(alive)
+        try:
+            copies: dict[int, int] | None = object_copies(self.conf_path, self.pool)
+        except Exception as exc:  # the listing needs the pool's groups up: report, go on
+            log.warning("cannot count object copies: %s", exc)
+            copies = None
+        for osd in osds:
+            osd.update(reports.get(str(osd["name"]), {}))
+            if copies is not None:
+                osd["object_copies"] = copies.get(int(str(osd["name"]).split(".")[1]), 0)
 
     # --- creation ----------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .cluster import DevCluster
 
-    status = DevCluster(args.dir).status()
+    status = DevCluster(args.dir).status(details=True)
     print(json.dumps(status, indent=2))
     return 0 if status["running"] else 3
 

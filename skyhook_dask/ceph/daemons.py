@@ -28,6 +28,10 @@ APT_INSTALL_LINE = (
 REQUIRED_BINARIES = ("ceph-mon", "ceph-osd", "ceph", "rados", "monmaptool", "ceph-authtool")
 
 
+READY_TIMEOUT = 90.0  # seconds for the pool to accept writes, an OSD to be marked up or down
+STOP_TIMEOUT = 20.0  # seconds between SIGTERM and SIGKILL
+
+
 class DevClusterError(SkyhookError):
     """The development cluster could not be created, started, stopped or queried."""
 
