@@ -48,8 +48,8 @@ class StorageCpu:
         from skyhook_dask.ceph.cluster import DevCluster
 
         status = DevCluster(Path(unquote(conf[-1])).parent).status()
-        pids = [status[d]["pid"] for d in ("osd", "mon") if status[d]["alive"]]
-        return cls([p for p in pids if p])
+        daemons = [*status["osds"], status["mon"]]  # every OSD's CPU counts
+        return cls([d["pid"] for d in daemons if d["alive"] and d["pid"]])
 
     def seconds(self) -> float | None:
         if not self.processes:

@@ -43,6 +43,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--extra-branches", type=int, help="filler branches (default 50)")
     parser.add_argument("--seed", type=int, help="generator seed (default 1)")
     parser.add_argument("--store", help="store URL to use instead of a fresh dev cluster")
+    parser.add_argument("--osds", type=int, help="OSDs of the fresh dev cluster (default 1)")
+    parser.add_argument("--size", type=int, help="copies of each object there (default 1)")
     parser.add_argument("--data-dir", type=Path, help="cache of generated ROOT files")
     parser.add_argument("--out", type=Path, help="JSON output (default results/<name>.json)")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_branches=args.extra_branches,
         seed=args.seed,
         store=args.store,
+        osds=args.osds,
+        size=args.size,
         data_dir=args.data_dir,
         scaling_workers=args.scaling_workers,
         profile_dir=args.profile,

@@ -53,6 +53,8 @@ class Options:
     seed: int = 1
     extra_branches: int = 50  # 58 NanoAOD-like branches + 50 extra = 108 branches
     store: str | None = None  # None: a dev Ceph cluster in a temporary directory
+    osds: int = 1  # OSDs of that dev cluster
+    size: int = 1  # copies of each object in its pool
     data_dir: Path = field(default_factory=default_data_dir)
     scaling_workers: tuple[int, ...] = (1, 2)
     scaling_repeats: int = 5
@@ -99,7 +101,7 @@ def _store(options: Options, work_dir: Path) -> Iterator[str]:
         return
     from skyhook_dask.ceph.cluster import DevCluster
 
-    cluster = DevCluster(work_dir / "ceph")
+    cluster = DevCluster(work_dir / "ceph", osds=options.osds, size=options.size)
     try:
         _log(options, f"starting a Ceph dev cluster in {cluster.dir}")
         yield cluster.up()
@@ -234,6 +236,13 @@ def run_benchmark(options: Options, keep_answers: bool = False) -> dict[str, Any
             )  # fmt: skip
             result = _measure(options, workload, storage_cpu, keep_answers)
             result["store"] = store_url
+            if store_url.startswith("rados:"):  # how the objects spread over the OSDs
+                from skyhook_dask.catalog.placement import dataset_placement
+
+                assert workload.file.dataset is not None
+                spread = dataset_placement(workload.file.dataset)
+                spread["osds"] = {str(osd): n for osd, n in spread["osds"].items()}
+                result["placement"] = spread
     result["machine"] = {**machine, "load_average_end": list(os.getloadavg())}
     validate({k: v for k, v in result.items() if k != "_answers"})
     return result

@@ -196,6 +196,20 @@ RESULT_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
+        # on Ceph: catalog.placement.dataset_placement of the dataset (OSD ids as strings)
+        "placement": {
+            "type": "object",
+            "required": ["pool", "pg_num", "objects", "bytes", "osds"],
+            "properties": {
+                "osds": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["primary_objects", "copies"],
+                    },
+                }
+            },
+        },
         "name": {"type": "string"},
         "created": {"type": "string"},
         "events": {"type": "integer", "minimum": 1},

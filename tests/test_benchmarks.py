@@ -227,6 +227,9 @@ def test_runner_on_ceph(ceph_cluster: Any, data_dir: Path) -> None:
     _check_result(result, _objects(ceph_cluster.url))
     assert result["scaling"] is None
     assert result["machine"]["storage_cpu_measured"]  # the OSD's CPU time is known
+    placement = result["placement"]  # one OSD serves every object (of every tree)
+    assert placement["osds"]["0"]["primary_objects"] == placement["objects"]
+    assert placement["objects"] >= len(_objects(ceph_cluster.url)) > 0
 
 
 @pytest.mark.ceph
