@@ -17,6 +17,14 @@ SHORT = {"skyhook_pushdown": "pushdown", "skyhook_client": "client-side", "uproo
          "parquet": "Parquet"}  # fmt: skip
 
 
+def save(result: dict[str, Any], out: Path, plot: Any) -> None:
+    """Write ``result`` as JSON to ``out`` and ``plot(result, out.png)``, and say so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:.3f}" if n < 1e6 else f"{n / 1e6:.1f}"
 
