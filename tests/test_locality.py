@@ -33,3 +33,16 @@ def test_no_locality_off_ceph_or_without_declared_hosts(tmp_path: Any) -> None:
             raise AssertionError("a file store has no OSDs: the workers are not asked")
 
     assert object_locality(NoClient(), tmp_path.as_uri(), ["a/b"]) is None  # type: ignore[arg-type]
+
+
+def test_a_failing_placement_never_fails_the_query(monkeypatch: Any) -> None:
+    from skyhook_dask.runtime import locality
+    from skyhook_dask.runtime.mappers import OnDask
+
+    def unreachable(*args: Any) -> None:
+        raise TimeoutError("the monitor did not answer")
+
+    monkeypatch.setattr(locality, "object_locality", unreachable)
+    mapper = OnDask(client=None)  # type: ignore[arg-type]
+    assert mapper._beside("rados://pool", ["a", "b"], 2) == [None, None]
+    assert mapper._beside("rados://pool", None, 2) == [None, None]
