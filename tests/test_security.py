@@ -109,9 +109,22 @@ class RecordingClient:
     def register_plugin(self, plugin: Any, name: str | None = None) -> None:
         self.shipped.append(pickle.dumps(plugin))
 
-    def submit(self, func: Callable[..., Any], *args: Any, key: Any = None, **kwargs: Any) -> Any:
-        self.shipped.append(cloudpickle.dumps((func, args, kwargs)))
+    def submit(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        key: Any = None,
+        workers: Any = None,
+        allow_other_workers: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        self.shipped.append(cloudpickle.dumps((func, args, kwargs, workers)))
         return _Done(func(*args, **kwargs))
+
+    def run(self, func: Callable[[], Any]) -> dict[str, Any]:
+        """As on every worker: one worker here, at a made-up address."""
+        self.shipped.append(cloudpickle.dumps(func))
+        return {"tcp://127.0.0.1:1": func()}
 
     def gather(self, futures: Any) -> Any:
         return [f.result() for f in futures]
