@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the Debian packages it needs (when run as root), builds .venv,
-# and runs pytest. The tests bring up a real single-node Ceph cluster (cephx, bluestore, the
-# skyhook object class built against pyarrow's Arrow C++) in a temporary directory themselves,
+# and runs pytest. The tests bring up real Ceph clusters (cephx, bluestore, one OSD and three, the
+# skyhook object class built against pyarrow's Arrow C++) in temporary directories themselves,
 # and build and run the container image with podman; an XRootD server serves root:// sources.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k query`.
 set -euo pipefail
