@@ -129,7 +129,7 @@ def _compare_bounds(
         low, high = _round(bounds[0], domain, -1), _round(bounds[1], domain, 1)
         c = value if domain == _EXACT else _round(value, domain, 0)
         t, f = _interval_answers(function, low, high, c)
-        can_true, can_false = can_true or t, can_false or f
+        can_true, can_false = can_true or bool(t), can_false or bool(f)
     if exact:  # the caller knows these bounds hold every value: no NaN hides among them
         return can_true, can_false
     return can_true, can_false or function != "not_equal"  # NaN compares false (!= true)
@@ -174,10 +174,9 @@ def _round(value: float | int, domain: str, direction: int) -> float | int:
     return float(rounded)
 
 
-def _interval_answers(
-    function: str, low: float | int, high: float | int, c: float | int
-) -> tuple[bool, bool]:
-    """(some x in [low, high] makes ``x OP c`` true, some makes it false)."""
+def _interval_answers(function: str, low: Any, high: Any, c: float | int) -> tuple[Any, Any]:
+    """(some x in [low, high] makes ``x OP c`` true, some makes it false): for one interval
+    (Python numbers, compared exactly) or for arrays of them at once."""
     if function == "less":
         return low < c, high >= c
     if function == "less_equal":
@@ -186,7 +185,8 @@ def _interval_answers(
         return high > c, low <= c
     if function == "greater_equal":
         return high >= c, low < c
-    inside, single = low <= c <= high, low == high == c
+    inside = np.logical_and(low <= c, c <= high)
+    single = np.logical_and(low == c, high == c)
     if function == "equal":
-        return inside, not single
-    return not single, inside
+        return inside, np.logical_not(single)
+    return np.logical_not(single), inside

@@ -27,7 +27,7 @@ from .expr import (
     Literal,
 )
 from .literals import MIRRORED
-from .skipping import _EXACT, _F32, _F64, _round
+from .skipping import _EXACT, _F32, _F64, _interval_answers, _round
 
 __all__ = ["may_match_all", "must_match_all"]
 
@@ -196,18 +196,3 @@ def _round_all(values: np.ndarray, domain: str, direction: int, floats: bool) ->
         moved = rounded.astype(np.float64) != values
         outward = np.nextafter(rounded, np.float32(direction * np.inf))
     return np.where(moved, outward, rounded).astype(np.float64)
-
-
-def _interval_answers(function: str, low: np.ndarray, high: np.ndarray, c: float) -> Answers:
-    if function == "less":
-        return low < c, high >= c
-    if function == "less_equal":
-        return low <= c, high > c
-    if function == "greater":
-        return high > c, low <= c
-    if function == "greater_equal":
-        return high >= c, low < c
-    inside, single = (low <= c) & (c <= high), (low == c) & (high == c)
-    if function == "equal":
-        return inside, ~single
-    return ~single, inside
