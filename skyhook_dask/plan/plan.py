@@ -144,11 +144,12 @@ class ScanPlan:
         wanted = self.columns if columns is None else tuple(columns)
         if skip_objects:
             return _choose(self.layout, wanted, combined, self.compression, self.derived)
-        stats = self.layout.stats_of(columns_of(combined) if combined is not None else ())
-        objects = tuple(
-            dataclasses.replace(o, unfiltered=_unfiltered(combined, stats[o.name]))
-            for o in self.objects
-        )
+        every = {  # for all objects of a tree at once, from its statistics table
+            o.name: unfiltered
+            for tree in self.layout.trees
+            for o, _keep, unfiltered in _skipping(tree, combined)
+        }
+        objects = tuple(dataclasses.replace(o, unfiltered=every[o.name]) for o in self.objects)
         return ScanPlan(
             self.layout, wanted, combined, objects, self.skipped, self.compression, self.derived
         )
