@@ -254,3 +254,42 @@ def test_a_destroyed_osd_is_backfilled_and_serves_alone(
     report.raise_first()
     assert report.objects == len(names) + 1  # and the statistics object
     assert_equal_to_truth(read_query(cluster.url, dataset), source)
+
+
+def test_read_skyhook_tasks_run_beside_their_primary_osd(
+    replicated: DevCluster, dataset: str, source: Path
+) -> None:
+    """read_skyhook on a Dask cluster whose workers declare hosts: each partition's task, fused
+    with what follows it, runs on the worker beside its object's primary OSD."""
+    from distributed import Client, Nanny, Scheduler, SpecCluster, get_task_stream
+
+    import skyhook_dask.dataframe as sd
+    from skyhook_dask.plan import plan
+    from skyhook_dask.query.parser import parse_query
+    from skyhook_dask.runtime.locality import HOST_ENV
+
+    hosts = {f"w{n}": f"node-{n}" for n in replicated.osd_ids}
+    workers = {name: {"cls": Nanny, "options": {"nthreads": 1, "env": {HOST_ENV: host}}}
+               for name, host in hosts.items()}  # fmt: skip
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    stealing = {"distributed.scheduler.work-stealing": False}
+    with (
+        dask.config.set(stealing),
+        SpecCluster(workers=workers, scheduler=scheduler) as cluster,
+        Client(cluster) as client,
+    ):
+        frame = sd.read_skyhook(dataset, store=replicated.url, query=QUERY)
+        with get_task_stream(client) as stream:
+            doubled = (frame.MET_pt * 2).compute()
+        host_of = {address: hosts[str(info["name"])]
+                   for address, info in client.scheduler_info()["workers"].items()}  # fmt: skip
+    store = open_store(replicated.url)
+    mapping = pool_map(store)
+    planned = plan(load_dataset(store, dataset).files[0], parse_query(QUERY))  # one plan
+    reads = [r for r in stream.data if isinstance(r["key"], tuple) and r["key"][0][:4] == "read"]
+    ran_on = {record["key"][1]: record["worker"] for record in reads}
+    assert len(ran_on) == len(planned.objects) > 20
+    np.testing.assert_array_equal(np.sort(doubled.to_numpy()), np.sort(truth(source)["MET_pt"] * 2))
+    for n, worker in ran_on.items():
+        primary = mapping.place(planned.objects[n].name).primary
+        assert host_of[worker] == f"node-{primary}", planned.objects[n].name

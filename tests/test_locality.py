@@ -46,3 +46,23 @@ def test_a_failing_placement_never_fails_the_query(monkeypatch: Any) -> None:
     mapper = OnDask(client=None)  # type: ignore[arg-type]
     assert mapper._beside("rados://pool", ["a", "b"], 2) == [None, None]
     assert mapper._beside("rados://pool", None, 2) == [None, None]
+
+
+def test_read_tasks_name_their_objects_through_fusion() -> None:
+    """The objects of a read_skyhook partition are found inside its fused task."""
+    import uuid
+
+    import skyhook_dask.dataframe as sd
+    from skyhook_dask.data import DATA_DIR
+    from skyhook_dask.ingest.pipeline import write_dataset
+    from skyhook_dask.runtime.locality import _object_names, place_reads
+
+    url = f"memory://fused-{uuid.uuid4().hex}"
+    dataset = write_dataset(url, [str(DATA_DIR / "nano_dimuon.root")], "d", object_size=2000,
+                            trees=["Events"], progress=False)  # fmt: skip
+    names = [o.name for _f, _t, o in dataset.objects()]
+    frame = sd.read_skyhook("d", store=url, columns=["MET_pt"])
+    graph = (frame.MET_pt * 2).optimize().__dask_graph__()
+    found = {key[1]: list(_object_names(task)) for key, task in graph.items()}
+    assert found == {n: [name] for n, name in enumerate(names)}
+    assert place_reads(url, names) is False  # no Dask client here: nothing to place

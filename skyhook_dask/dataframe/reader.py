@@ -92,6 +92,10 @@ def read_skyhook(
     if objects_per_partition < 1:
         raise ValueError(f"objects_per_partition must be >= 1, not {objects_per_partition}")
     scan = _plan_read(dataset, columns, filters, store, tree, query, version)
+    if scan.store_url.startswith("rados:"):  # on a Dask cluster: read each object beside it
+        from ..runtime.locality import place_reads
+
+        place_reads(scan.store_url, [o.name for o in scan.objects])
     if index is not None:
         scan.layout.check_known(index)
     wanted = None if scan.columns is None else [c for c in scan.columns if c != index]
