@@ -8,6 +8,7 @@ within its time budget instead of hanging. Every test leaves all three OSDs up.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -192,33 +193,43 @@ def test_one_osd_down_serves_two_down_fail_clearly(
     assert time.monotonic() - started < 45
 
 
-def test_object_tasks_run_beside_their_primary_osd(replicated: DevCluster, dataset: str) -> None:
-    """Three workers, each declaring one OSD's host (the dev cluster puts osd.N on host
-    node-N): every object call runs on the worker beside its object's primary OSD."""
-    from distributed import Client, Nanny, Scheduler, SpecCluster, get_task_stream
+@contextlib.contextmanager
+def workers_on_hosts(cluster: DevCluster) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A Dask cluster with one worker per OSD host (``node-N``), declared the way the
+    Kubernetes manifests do; work stealing off, so that every task runs where it was placed.
+    Yields the client and each worker address's host."""
+    from distributed import Client, Nanny, Scheduler, SpecCluster
 
-    from skyhook_dask.plan import plan
-    from skyhook_dask.query.parser import parse_query
     from skyhook_dask.runtime.locality import HOST_ENV
-    from skyhook_dask.runtime.mappers import OnDask
-    from skyhook_dask.runtime.queries import run_plans
 
-    hosts = {f"w{n}": f"node-{n}" for n in replicated.osd_ids}
+    hosts = {f"w{n}": f"node-{n}" for n in cluster.osd_ids}
     workers = {name: {"cls": Nanny, "options": {"nthreads": 1, "env": {HOST_ENV: host}}}
                for name, host in hosts.items()}  # fmt: skip
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    stealing = {"distributed.scheduler.work-stealing": False}
+    with (
+        dask.config.set({"distributed.scheduler.work-stealing": False}),
+        SpecCluster(workers=workers, scheduler=scheduler) as dask_cluster,
+        Client(dask_cluster) as client,
+    ):
+        client.wait_for_workers(len(hosts), timeout=60)
+        info = client.scheduler_info()["workers"]
+        yield client, {address: hosts[str(w["name"])] for address, w in info.items()}
+
+
+def test_object_tasks_run_beside_their_primary_osd(replicated: DevCluster, dataset: str) -> None:
+    """Three workers, each declaring one OSD's host (the dev cluster puts osd.N on host
+    node-N): every object call runs on the worker beside its object's primary OSD."""
+    from distributed import get_task_stream
+
+    from skyhook_dask.plan import plan
+    from skyhook_dask.query.parser import parse_query
+    from skyhook_dask.runtime.mappers import OnDask
+    from skyhook_dask.runtime.queries import run_plans
+
     store = open_store(replicated.url)
     planned = plan(load_dataset(store, dataset).files[0], parse_query(QUERY))
-    with (
-        dask.config.set(stealing),
-        SpecCluster(workers=workers, scheduler=scheduler) as cluster,
-        Client(cluster) as client,
-    ):
-        with get_task_stream(client) as stream:
-            (result,) = run_plans([planned], OnDask(client))
-        host_of = {address: hosts[str(info["name"])]
-                   for address, info in client.scheduler_info()["workers"].items()}  # fmt: skip
+    with workers_on_hosts(replicated) as (client, host_of), get_task_stream(client) as stream:
+        (result,) = run_plans([planned], OnDask(client))
     ran_on = {record["key"][1]: record["worker"] for record in stream.data
               if isinstance(record["key"], tuple)}  # fmt: skip
     mapping = pool_map(store)
@@ -261,28 +272,16 @@ def test_read_skyhook_tasks_run_beside_their_primary_osd(
 ) -> None:
     """read_skyhook on a Dask cluster whose workers declare hosts: each partition's task, fused
     with what follows it, runs on the worker beside its object's primary OSD."""
-    from distributed import Client, Nanny, Scheduler, SpecCluster, get_task_stream
+    from distributed import get_task_stream
 
     import skyhook_dask.dataframe as sd
     from skyhook_dask.plan import plan
     from skyhook_dask.query.parser import parse_query
-    from skyhook_dask.runtime.locality import HOST_ENV
 
-    hosts = {f"w{n}": f"node-{n}" for n in replicated.osd_ids}
-    workers = {name: {"cls": Nanny, "options": {"nthreads": 1, "env": {HOST_ENV: host}}}
-               for name, host in hosts.items()}  # fmt: skip
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    stealing = {"distributed.scheduler.work-stealing": False}
-    with (
-        dask.config.set(stealing),
-        SpecCluster(workers=workers, scheduler=scheduler) as cluster,
-        Client(cluster) as client,
-    ):
+    with workers_on_hosts(replicated) as (client, host_of):
         frame = sd.read_skyhook(dataset, store=replicated.url, query=QUERY)
         with get_task_stream(client) as stream:
             doubled = (frame.MET_pt * 2).compute()
-        host_of = {address: hosts[str(info["name"])]
-                   for address, info in client.scheduler_info()["workers"].items()}  # fmt: skip
     store = open_store(replicated.url)
     mapping = pool_map(store)
     planned = plan(load_dataset(store, dataset).files[0], parse_query(QUERY))  # one plan
