@@ -275,6 +275,7 @@ def test_read_skyhook_tasks_run_beside_their_primary_osd(
     from distributed import get_task_stream
 
     import skyhook_dask.dataframe as sd
+    from skyhook_dask import histogram
     from skyhook_dask.plan import plan
     from skyhook_dask.query.parser import parse_query
 
@@ -282,8 +283,22 @@ def test_read_skyhook_tasks_run_beside_their_primary_osd(
         frame = sd.read_skyhook(dataset, store=replicated.url, query=QUERY)
         with get_task_stream(client) as stream:
             doubled = (frame.MET_pt * 2).compute()
+        # a histogram filled in the storage: one task per object, its name an argument
+        delayed = histogram(dataset, "MET_pt", bins=20, range=(0, 200), where="nMuon >= 1",
+                            store=replicated.url, client=client, compute=False)  # fmt: skip
+        read_by = {key: task.args[2] for key, task in delayed.__dask_graph__().items()
+                   if str(key).startswith("_histogram_part")}  # fmt: skip
+        with get_task_stream(client) as hist_stream:
+            filled = client.compute(delayed).result()
+    events = uproot.open(source)["Events"].arrays(["MET_pt", "nMuon"], library="np")
+    expected, _ = np.histogram(events["MET_pt"][events["nMuon"] >= 1], bins=20, range=(0, 200))
+    np.testing.assert_array_equal(filled.values(), expected)
+    mapping = pool_map(open_store(replicated.url))
+    parts = {r["key"]: r["worker"] for r in hist_stream.data if r["key"] in read_by}
+    assert len(parts) == len(read_by) > 20
+    for key, worker in parts.items():
+        assert host_of[worker] == f"node-{mapping.place(read_by[key]).primary}", read_by[key]
     store = open_store(replicated.url)
-    mapping = pool_map(store)
     planned = plan(load_dataset(store, dataset).files[0], parse_query(QUERY))  # one plan
     reads = [r for r in stream.data if isinstance(r["key"], tuple) and r["key"][0][:4] == "read"]
     ran_on = {record["key"][1]: record["worker"] for record in reads}

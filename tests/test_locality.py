@@ -49,7 +49,7 @@ def test_a_failing_placement_never_fails_the_query(monkeypatch: Any) -> None:
 
 
 def test_read_tasks_name_their_objects_through_fusion() -> None:
-    """The objects of a read_skyhook partition are found inside its fused task."""
+    """The object of a read_skyhook partition is found inside its fused task."""
     import uuid
 
     import skyhook_dask.dataframe as sd
@@ -63,6 +63,7 @@ def test_read_tasks_name_their_objects_through_fusion() -> None:
     names = [o.name for _f, _t, o in dataset.objects()]
     frame = sd.read_skyhook("d", store=url, columns=["MET_pt"])
     graph = (frame.MET_pt * 2).optimize().__dask_graph__()
-    found = {key[1]: list(_object_names(task)) for key, task in graph.items()}
-    assert found == {n: [name] for n, name in enumerate(names)}
+    # candidates (strings too: a histogram task's object name); the plugin keeps known objects
+    found = {key[1]: set(_object_names(task)) & set(names) for key, task in graph.items()}
+    assert found == {n: {name} for n, name in enumerate(names)}
     assert place_reads(url, names) is False  # no Dask client here: nothing to place

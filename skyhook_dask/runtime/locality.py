@@ -87,7 +87,8 @@ class BesideData(SchedulerPlugin):
     """A scheduler plugin that places each new task reading Skyhook objects beside the first
     of them it knows a worker for. Dask fuses the reader's tasks with what follows them, so
     the task keys no longer name the objects; the objects are found in the task itself (its
-    partitions' :class:`~skyhook_dask.dataframe.partitions.Part`)."""
+    partitions' :class:`~skyhook_dask.dataframe.partitions.Part`, a histogram task's object
+    name)."""
 
     name = PLUGIN_NAME
 
@@ -110,8 +111,12 @@ class BesideData(SchedulerPlugin):
 
 
 def _object_names(node: Any, depth: int = 0) -> Iterator[str]:
-    """The names of the objects a task spec reads (its Part arguments), outermost first."""
+    """The names of the objects a task spec may read, outermost first: those of its Part
+    arguments, and its string arguments (a histogram task's object name)."""
     if depth > 20:
+        return
+    if isinstance(node, str):
+        yield node
         return
     objects = getattr(node, "objects", None)
     if isinstance(objects, tuple) and objects and isinstance(objects[0], tuple):

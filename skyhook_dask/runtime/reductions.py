@@ -73,6 +73,10 @@ def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
     payloads = _payloads(plan, histogram=histogram)
     url, shape, weighted = plan.store_url, histogram.shape, histogram.weight is not None
     known, called = _from_statistics(plan, histogram)
+    if url.startswith("rados:"):  # on a Dask cluster: each object's task beside it
+        from .locality import place_reads
+
+        place_reads(url, [o.name for o in called])
     part = dask.delayed(_histogram_part, pure=True)
     parts = [part(settings, url, o.name, payloads[o.unfiltered], shape, weighted) for o in called]
     if known or not parts:  # the histogram of the objects answered by their statistics
