@@ -37,15 +37,14 @@ def test_no_locality_off_ceph_or_without_declared_hosts(tmp_path: Any) -> None:
 
 def test_a_failing_placement_never_fails_the_query(monkeypatch: Any) -> None:
     from skyhook_dask.runtime import locality
-    from skyhook_dask.runtime.mappers import OnDask
 
     def unreachable(*args: Any) -> None:
         raise TimeoutError("the monitor did not answer")
 
     monkeypatch.setattr(locality, "object_locality", unreachable)
-    mapper = OnDask(client=None)  # type: ignore[arg-type]
-    assert mapper._beside("rados://pool", ["a", "b"], 2) == [None, None]
-    assert mapper._beside("rados://pool", None, 2) == [None, None]
+    client: Any = object()
+    assert locality.place_reads("rados://pool", ["a", "b"], client) is False
+    assert locality.place_reads("file:///tmp/x", ["a"], client) is False  # no OSDs there
 
 
 def test_read_tasks_name_their_objects_through_fusion() -> None:
@@ -55,7 +54,8 @@ def test_read_tasks_name_their_objects_through_fusion() -> None:
     import skyhook_dask.dataframe as sd
     from skyhook_dask.data import DATA_DIR
     from skyhook_dask.ingest.pipeline import write_dataset
-    from skyhook_dask.runtime.locality import _object_names, place_reads
+    from skyhook_dask.runtime.beside_data import _object_names
+    from skyhook_dask.runtime.locality import place_reads
 
     url = f"memory://fused-{uuid.uuid4().hex}"
     dataset = write_dataset(url, [str(DATA_DIR / "nano_dimuon.root")], "d", object_size=2000,

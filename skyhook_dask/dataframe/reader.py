@@ -23,6 +23,7 @@ from ..formats.protocol import ScanMetrics
 from ..plan.plan import ColumnConflictWarning, ScanPlan, plan
 from ..query.parser import Query, parse_query
 from ..runtime.calls import process_metrics
+from ..runtime.locality import place_reads
 from ..storage import normalize_url
 from .partitions import PartitionReader, divisions, partitions, projection
 
@@ -92,10 +93,7 @@ def read_skyhook(
     if objects_per_partition < 1:
         raise ValueError(f"objects_per_partition must be >= 1, not {objects_per_partition}")
     scan = _plan_read(dataset, columns, filters, store, tree, query, version)
-    if scan.store_url.startswith("rados:"):  # on a Dask cluster: read each object beside it
-        from ..runtime.locality import place_reads
-
-        place_reads(scan.store_url, [o.name for o in scan.objects])
+    place_reads(scan.store_url, [o.name for o in scan.objects])  # on Dask: each beside its OSD
     if index is not None:
         scan.layout.check_known(index)
     wanted = None if scan.columns is None else [c for c in scan.columns if c != index]

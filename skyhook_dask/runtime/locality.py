@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..storage import open_store
 from ..storage.placement import pool_map
@@ -78,64 +76,10 @@ def object_locality(
     return preferred_workers(primaries, osd_hosts(store), host_workers)
 
 
-# --- read_skyhook's tasks: placed by a scheduler plugin -----------------------------------------
-
-PLUGIN_NAME = "skyhook-beside-data"
-
-
-class BesideData(SchedulerPlugin):
-    """A scheduler plugin that places each new task reading Skyhook objects beside the first
-    of them it knows a worker for. Dask fuses the reader's tasks with what follows them, so
-    the task keys no longer name the objects; the objects are found in the task itself (its
-    partitions' :class:`~skyhook_dask.dataframe.partitions.Part`, a histogram task's object
-    name)."""
-
-    name = PLUGIN_NAME
-
-    def __init__(self) -> None:
-        self.workers: dict[str, list[str]] = {}  # object name -> the workers beside it
-
-    def update_graph(self, scheduler: Any, *, tasks: Sequence[Any] = (), **_: Any) -> None:
-        if not self.workers:
-            return
-        for key in tasks:
-            ts = scheduler.tasks.get(key)
-            if ts is None or ts.worker_restrictions or ts.run_spec is None:
-                continue
-            for name in _object_names(ts.run_spec):
-                workers = self.workers.get(name)
-                if workers:
-                    ts.worker_restrictions = set(workers)
-                    ts.loose_restrictions = True
-                    break
-
-
-def _object_names(node: Any, depth: int = 0) -> Iterator[str]:
-    """The names of the objects a task spec may read, outermost first: those of its Part
-    arguments, and its string arguments (a histogram task's object name)."""
-    if depth > 20:
-        return
-    if isinstance(node, str):
-        yield node
-        return
-    objects = getattr(node, "objects", None)
-    if isinstance(objects, tuple) and objects and isinstance(objects[0], tuple):
-        yield from (entry[0] for entry in objects)
-        return
-    if isinstance(node, dict):
-        children: Iterable[Any] = node.values()
-    elif isinstance(node, list | tuple):
-        children = node
-    else:
-        children = [*getattr(node, "args", ()), *getattr(node, "kwargs", {}).values()]
-        value = getattr(node, "value", None)
-        if value is not None and value is not node:
-            children = [*children, value]
-    for child in children:
-        yield from _object_names(child, depth + 1)
-
-
 def _remember(workers: dict[str, list[str]], dask_scheduler: Any = None) -> None:
+    """On the scheduler: add ``workers`` to what its BesideData plugin knows."""
+    from .beside_data import PLUGIN_NAME, BesideData
+
     plugin = dask_scheduler.plugins.get(PLUGIN_NAME)
     if plugin is None:
         plugin = BesideData()
@@ -143,16 +87,19 @@ def _remember(workers: dict[str, list[str]], dask_scheduler: Any = None) -> None
     plugin.workers.update(workers)
 
 
-def place_reads(store_url: str, names: Sequence[str]) -> bool:
-    """When this process has a Dask client whose workers declare storage hosts, tell its
-    scheduler where ``names`` live, so that the tasks reading them run beside them. Never
-    fails a read: True when placed."""
-    try:
-        from distributed import default_client
+def place_reads(store_url: str, names: Sequence[str], client: Client | None = None) -> bool:
+    """When ``client`` (default: this process's Dask client, if any) has workers that declare
+    storage hosts, tell its scheduler where ``names`` live, so that the tasks reading them run
+    beside them. Never fails a read: True when placed."""
+    if not store_url.startswith("rados:"):
+        return False  # only Ceph has OSDs to be beside
+    if client is None:
+        try:
+            from distributed import default_client
 
-        client = default_client()
-    except (ImportError, ValueError):
-        return False  # no distributed client: local schedulers have no placement
+            client = default_client()
+        except (ImportError, ValueError):
+            return False  # no distributed client: local schedulers have no placement
     try:
         beside = object_locality(client, store_url, names)
         if not beside:

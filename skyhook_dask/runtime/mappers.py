@@ -13,7 +13,6 @@ driver's Dask config). Pipelines are written once against this call.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 __all__ = ["InProcess", "Mapper", "OnDask", "run_task"]
-
-log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 LOCAL_SCHEMES = ("file:", "memory:")  # stores whose object class runs in the calling process
@@ -50,24 +47,14 @@ class Mapper:
         store_url: str,
         label: str,
         progress: bool = False,
-        objects: Sequence[str] | None = None,
     ) -> list[R]:
         """Results in argument order; ``store_url`` is the store the tasks use, ``label``
-        names them, ``progress`` asks for a progress bar where the mapper has one, and
-        ``objects`` names the object each task reads (tasks may then run beside it)."""
+        names them, ``progress`` asks for a progress bar where the mapper has one."""
         if not arguments:
             return []
-        return self.run(func, list(arguments), store_url, label, progress, objects)
+        return self.run(func, list(arguments), store_url, label, progress)
 
-    def run(
-        self,
-        func: Task,
-        calls: list[Any],
-        store_url: str,
-        label: str,
-        bar: bool,
-        objects: Sequence[str] | None = None,
-    ) -> list:
+    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
         raise NotImplementedError
 
 
@@ -79,15 +66,7 @@ class InProcess(Mapper):
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
 
-    def run(
-        self,
-        func: Task,
-        calls: list[Any],
-        store_url: str,
-        label: str,
-        bar: bool,
-        objects: Sequence[str] | None = None,
-    ) -> list:
+    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
         threads = self.threads or int(config.get("max-in-flight"))
         if self.threads is None and store_url.startswith(LOCAL_SCHEMES):
             # The calls are this process's own CPU work: threads beyond the cores only
@@ -116,28 +95,18 @@ class OnDask(Mapper):
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def run(
-        self,
-        func: Task,
-        calls: list[Any],
-        store_url: str,
-        label: str,
-        bar: bool,
-        objects: Sequence[str] | None = None,
-    ) -> list:
+    def run(self, func: Task, calls: list[Any], store_url: str, label: str, bar: bool) -> list:
         from distributed import wait
 
         register_store_plugin(self.client, store_url)
         settings = dict(dask.config.get("skyhook"))
         prefix = f"{label}-{tokenize(store_url, func, calls, settings)}"
-        beside = self._beside(store_url, objects, len(calls))
         futures: list[Future] = []
         try:
-            for n, args in enumerate(calls):
-                futures.append(self.client.submit(
-                    run_task, settings, store_url, func, *args, key=(prefix, n),
-                    workers=beside[n], allow_other_workers=beside[n] is not None,
-                ))  # fmt: skip
+            futures = [
+                self.client.submit(run_task, settings, store_url, func, *args, key=(prefix, n))
+                for n, args in enumerate(calls)
+            ]
             if bar:
                 from distributed import progress as show
 
@@ -151,17 +120,3 @@ class OnDask(Mapper):
             with contextlib.suppress(Exception):
                 self.client.cancel([f for f in futures if f.status == "pending"])
             raise
-
-    def _beside(
-        self, store_url: str, objects: Sequence[str] | None, count: int
-    ) -> Sequence[list[str] | None]:
-        """Per task, the workers beside its object's primary OSD (None: any worker)."""
-        from .locality import object_locality
-
-        if objects is None or len(objects) != count:
-            return [None] * count
-        try:
-            return object_locality(self.client, store_url, objects) or [None] * count
-        except Exception as exc:  # placement only speeds things up: never fail a query on it
-            log.warning("object tasks not placed beside their OSDs: %s", exc)
-            return [None] * count

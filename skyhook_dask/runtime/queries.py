@@ -11,7 +11,8 @@ import pyarrow as pa
 from ..formats.protocol import ScanMetrics
 from ..plan.plan import ScanPlan
 from .calls import call_object
-from .mappers import InProcess, Mapper
+from .locality import place_reads
+from .mappers import InProcess, Mapper, OnDask
 
 __all__ = ["QueryResult", "run_plans"]
 
@@ -39,8 +40,9 @@ def run_plans(
     run = mapper or InProcess()
     url = store_url or plans[0].store_url
     arguments = [(url, o.name, "scan", p.payload(o)) for p in plans for o in p.objects]
-    names = [name for _, name, _, _ in arguments]
-    outcomes = iter(run(call_object, arguments, store_url=url, label=label, objects=names))
+    if isinstance(run, OnDask):  # each object's call beside its primary OSD
+        place_reads(url, [name for _, name, _, _ in arguments], run.client)
+    outcomes = iter(run(call_object, arguments, store_url=url, label=label))
     results = []
     for p in plans:
         parts = [next(outcomes) for _ in p.objects]

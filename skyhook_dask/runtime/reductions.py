@@ -22,6 +22,7 @@ from ..formats.protocol import Aggregate, ScanMetrics, ScanRequest
 from ..plan.plan import PlannedObject, ScanPlan
 from ..query.expr import Column
 from .calls import call_object
+from .locality import place_reads
 from .mappers import InProcess, Mapper, run_task
 
 __all__ = [
@@ -73,10 +74,7 @@ def histogram_graph(plan: ScanPlan, histogram: Histogram) -> Any:
     payloads = _payloads(plan, histogram=histogram)
     url, shape, weighted = plan.store_url, histogram.shape, histogram.weight is not None
     known, called = _from_statistics(plan, histogram)
-    if url.startswith("rados:"):  # on a Dask cluster: each object's task beside it
-        from .locality import place_reads
-
-        place_reads(url, [o.name for o in called])
+    place_reads(url, [o.name for o in called])  # on a Dask cluster: each task beside its object
     part = dask.delayed(_histogram_part, pure=True)
     parts = [part(settings, url, o.name, payloads[o.unfiltered], shape, weighted) for o in called]
     if known or not parts:  # the histogram of the objects answered by their statistics
